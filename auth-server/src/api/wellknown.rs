@@ -1,0 +1,177 @@
+//! Discovery: the JWKS (RFC 7517) and the authorization server metadata (RFC 8414).
+
+use std::sync::Arc;
+
+use poem_openapi::payload::Json;
+use poem_openapi::{ApiResponse, Object, OpenApi};
+use serde::Deserialize;
+
+use super::ApiTags;
+use super::errors::Problem;
+use crate::keys::KeyRing;
+use crate::storage::ClientRepository;
+
+/// A public JSON Web Key (RFC 7517); which members appear depends on `kty`.
+#[derive(Debug, Clone, Object, Deserialize)]
+pub struct PublicJwk {
+    /// `EC`, `OKP` or `RSA`.
+    pub kty: String,
+    /// RFC 7638 thumbprint of the key.
+    pub kid: String,
+    /// `ES256`, `EdDSA`, `RS256` or `PS256`: the only algorithm to accept with this key.
+    pub alg: String,
+    /// Always `sig`.
+    #[oai(rename = "use")]
+    #[serde(rename = "use")]
+    pub key_use: String,
+    #[oai(skip_serializing_if_is_none)]
+    pub crv: Option<String>,
+    #[oai(skip_serializing_if_is_none)]
+    pub x: Option<String>,
+    #[oai(skip_serializing_if_is_none)]
+    pub y: Option<String>,
+    #[oai(skip_serializing_if_is_none)]
+    pub n: Option<String>,
+    #[oai(skip_serializing_if_is_none)]
+    pub e: Option<String>,
+}
+
+#[derive(Debug, Clone, Object, Deserialize)]
+pub struct JsonWebKeySet {
+    pub keys: Vec<PublicJwk>,
+}
+
+/// RFC 8414 authorization server metadata.
+#[derive(Debug, Clone, Object)]
+pub struct ServerMetadata {
+    pub issuer: String,
+    pub token_endpoint: String,
+    pub jwks_uri: String,
+    pub grant_types_supported: Vec<String>,
+    pub token_endpoint_auth_methods_supported: Vec<String>,
+    /// Every scope some client may be granted.
+    pub scopes_supported: Vec<String>,
+    /// Empty: this server has no authorization endpoint.
+    pub response_types_supported: Vec<String>,
+    pub service_documentation: String,
+}
+
+#[derive(ApiResponse)]
+pub enum JwksResponse {
+    /// The keys that verify this server's tokens: the active key, the next one, and recently
+    /// retired ones.
+    #[oai(status = 200)]
+    Ok(Json<JsonWebKeySet>, #[oai(header = "Cache-Control")] String),
+    /// `server_error`.
+    #[oai(status = 500, content_type = "application/problem+json")]
+    ServerError(Json<Problem>),
+}
+
+#[derive(ApiResponse)]
+pub enum MetadataResponse {
+    #[oai(status = 200)]
+    Ok(
+        Json<ServerMetadata>,
+        #[oai(header = "Cache-Control")] String,
+    ),
+    /// The client table could not be read.
+    #[oai(status = 500, content_type = "application/problem+json")]
+    ServerError(Json<Problem>),
+}
+
+pub struct WellKnownApi {
+    pub keys: Arc<KeyRing>,
+    pub clients: ClientRepository,
+    pub issuer: String,
+    pub jwks_max_age_secs: u32,
+}
+
+impl WellKnownApi {
+    async fn metadata(&self) -> MetadataResponse {
+        let clients = match self.clients.list().await {
+            Ok(clients) => clients,
+            Err(err) => {
+                tracing::error!(error = %err, "cannot list clients for the metadata");
+                return MetadataResponse::ServerError(Json(Problem::new(
+                    500,
+                    "Internal Server Error",
+                    Some("internal server error".into()),
+                )));
+            }
+        };
+        let scopes = clients
+            .iter()
+            .fold(crate::domain::ScopeSet::default(), |all, c| {
+                all.union(&c.scopes)
+            });
+        let issuer = &self.issuer;
+        MetadataResponse::Ok(
+            Json(ServerMetadata {
+                issuer: issuer.clone(),
+                token_endpoint: format!("{issuer}/auth/token"),
+                jwks_uri: format!("{issuer}/.well-known/jwks.json"),
+                grant_types_supported: vec!["client_credentials".into()],
+                token_endpoint_auth_methods_supported: vec![
+                    "client_secret_basic".into(),
+                    "client_secret_post".into(),
+                ],
+                scopes_supported: scopes.iter().map(|s| s.as_str().to_owned()).collect(),
+                response_types_supported: Vec::new(),
+                service_documentation: format!("{issuer}/docs"),
+            }),
+            format!("public, max-age={}", self.jwks_max_age_secs),
+        )
+    }
+}
+
+#[OpenApi]
+impl WellKnownApi {
+    /// The JSON Web Key Set.
+    ///
+    /// Verify access tokens with the key whose `kid` the token names, and only with the `alg`
+    /// that key names. Cache it for `max-age`; on an unknown `kid`, fetch it again.
+    #[oai(
+        path = "/.well-known/jwks.json",
+        method = "get",
+        tag = "ApiTags::Discovery",
+        operation_id = "getJwks"
+    )]
+    async fn jwks(&self) -> JwksResponse {
+        match serde_json::from_str::<JsonWebKeySet>(&self.keys.jwks()) {
+            Ok(set) => JwksResponse::Ok(
+                Json(set),
+                format!("public, max-age={}", self.jwks_max_age_secs),
+            ),
+            Err(err) => {
+                tracing::error!(error = %err, "stored public keys do not parse");
+                JwksResponse::ServerError(Json(Problem::new(
+                    500,
+                    "Internal Server Error",
+                    Some("internal server error".into()),
+                )))
+            }
+        }
+    }
+
+    /// Authorization server metadata (RFC 8414).
+    #[oai(
+        path = "/.well-known/oauth-authorization-server",
+        method = "get",
+        tag = "ApiTags::Discovery",
+        operation_id = "getServerMetadata"
+    )]
+    async fn oauth_metadata(&self) -> MetadataResponse {
+        self.metadata().await
+    }
+
+    /// The same metadata, where OpenID Connect discovery looks for it.
+    #[oai(
+        path = "/.well-known/openid-configuration",
+        method = "get",
+        tag = "ApiTags::Discovery",
+        operation_id = "getOpenidConfiguration"
+    )]
+    async fn openid_configuration(&self) -> MetadataResponse {
+        self.metadata().await
+    }
+}

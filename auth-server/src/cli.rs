@@ -1,0 +1,232 @@
+//! The command line: `serve` (default), `clients …`, `keys …`, `openapi`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::Settings;
+use crate::crypto;
+use crate::domain::{Audience, ClientId, GrantType, NewClient, ScopeSet};
+use crate::keys::now_secs;
+use crate::startup::{Application, Services};
+use crate::storage::StorageError;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "auth-server",
+    version,
+    about = "OAuth 2.0 authorization server issuing RFC 9068 JWT access tokens"
+)]
+pub struct Cli {
+    /// TOML configuration file (also AUTH_CONFIG).
+    #[arg(long, global = true)]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve HTTP (the default).
+    Serve,
+    /// Manage OAuth clients.
+    #[command(subcommand)]
+    Clients(ClientsCommand),
+    /// Manage signing keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Print the OpenAPI document.
+    Openapi,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClientsCommand {
+    /// Register a client; prints its generated secret once.
+    Add(AddClient),
+    /// List clients (never their secrets).
+    List,
+    /// Delete a client.
+    Remove { client_id: String },
+    /// Replace a client's secret; prints the new one once. The old one stops working at once.
+    RotateSecret { client_id: String },
+}
+
+#[derive(Debug, Args)]
+pub struct AddClient {
+    #[arg(long = "id")]
+    pub client_id: String,
+    /// A scope the client may request (repeat, or space-separate).
+    #[arg(long = "scope", required = true)]
+    pub scopes: Vec<String>,
+    /// An audience the client may request tokens for; the first is the default (repeat).
+    #[arg(long = "audience", required = true)]
+    pub audiences: Vec<String>,
+    /// Allowed grant (repeat): client_credentials (default), password, refresh_token.
+    #[arg(long = "grant-type", default_value = "client_credentials")]
+    pub grant_types: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// List signing keys and their states.
+    List,
+    /// Add a new key: published now, signing after key_publish_ahead_secs (or at once with --now).
+    Rotate {
+        /// Activate at once (emergency: resource servers fetch it on first sight of its kid).
+        #[arg(long)]
+        now: bool,
+    },
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct CliError(pub String);
+
+fn fail(e: impl std::fmt::Display) -> CliError {
+    CliError(e.to_string())
+}
+
+pub async fn run(cli: Cli) -> Result<(), CliError> {
+    if matches!(cli.command, Some(Command::Openapi)) {
+        // The document depends on code only: default settings, an in-memory database.
+        let settings = Settings {
+            database_url: "sqlite::memory:".into(),
+            ..Settings::default()
+        };
+        let services = Services::build(&settings).await.map_err(fail)?;
+        println!(
+            "{}",
+            crate::api::openapi_json(&services.app_state(&settings))
+        );
+        return Ok(());
+    }
+    let settings = Settings::load(cli.config.as_deref()).map_err(fail)?;
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => {
+            let app = Application::build(settings).await.map_err(fail)?;
+            app.run_until_stopped().await.map_err(fail)
+        }
+        Command::Clients(command) => clients(&settings, command).await,
+        Command::Keys(command) => keys(&settings, command).await,
+        Command::Openapi => unreachable!("handled above"),
+    }
+}
+
+async fn clients(settings: &Settings, command: ClientsCommand) -> Result<(), CliError> {
+    let services = Services::build(settings).await.map_err(fail)?;
+    let repo = &services.clients;
+    match command {
+        ClientsCommand::Add(add) => {
+            let id = ClientId::parse(&add.client_id).map_err(fail)?;
+            let scopes = ScopeSet::parse(&add.scopes.join(" ")).map_err(fail)?;
+            let audiences = add
+                .audiences
+                .iter()
+                .map(|a| Audience::parse(a))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(fail)?;
+            let grant_types = add
+                .grant_types
+                .iter()
+                .map(|g| g.parse::<GrantType>())
+                .collect::<Result<_, _>>()
+                .map_err(fail)?;
+            let secret = crypto::generate_secret();
+            let client = NewClient {
+                id,
+                secret_hash: crypto::hash_secret(&secret).map_err(fail)?,
+                scopes,
+                audiences,
+                grant_types,
+            };
+            match repo.insert(&client, now_secs()).await {
+                Ok(()) => {}
+                Err(StorageError::Conflict) => {
+                    return Err(CliError(format!("client {} already exists", client.id)));
+                }
+                Err(e) => return Err(fail(e)),
+            }
+            println!("client_id:     {}", client.id);
+            println!("client_secret: {secret}");
+            eprintln!("The secret is shown once and stored only as an argon2id hash.");
+        }
+        ClientsCommand::List => {
+            println!(
+                "{:<24} {:<32} {:<28} GRANT TYPES",
+                "CLIENT ID", "SCOPES", "AUDIENCES"
+            );
+            for c in repo.list().await.map_err(fail)? {
+                let audiences: Vec<_> = c.audiences.iter().map(Audience::as_str).collect();
+                let grants: Vec<_> = c.grant_types.iter().map(|g| g.as_str()).collect();
+                println!(
+                    "{:<24} {:<32} {:<28} {}",
+                    c.id,
+                    c.scopes.to_string(),
+                    audiences.join(" "),
+                    grants.join(" ")
+                );
+            }
+        }
+        ClientsCommand::Remove { client_id } => {
+            let id = ClientId::parse(&client_id).map_err(fail)?;
+            if !repo.remove(&id).await.map_err(fail)? {
+                return Err(CliError(format!("no client {id}")));
+            }
+            println!("removed client {id}");
+        }
+        ClientsCommand::RotateSecret { client_id } => {
+            let id = ClientId::parse(&client_id).map_err(fail)?;
+            let secret = crypto::generate_secret();
+            let hash = crypto::hash_secret(&secret).map_err(fail)?;
+            if !repo
+                .set_secret_hash(&id, &hash, now_secs())
+                .await
+                .map_err(fail)?
+            {
+                return Err(CliError(format!("no client {id}")));
+            }
+            println!("client_id:     {id}");
+            println!("client_secret: {secret}");
+            eprintln!("The previous secret no longer works. This one is shown once.");
+        }
+    }
+    Ok(())
+}
+
+async fn keys(settings: &Settings, command: KeysCommand) -> Result<(), CliError> {
+    let services = Services::build(settings).await.map_err(fail)?;
+    match command {
+        KeysCommand::List => {
+            println!(
+                "{:<44} {:<6} {:<8} {:<11} {:<11} RETIRED",
+                "KID", "ALG", "STATE", "CREATED", "ACTIVATES"
+            );
+            for k in services.keys.list().await.map_err(fail)? {
+                println!(
+                    "{:<44} {:<6} {:<8} {:<11} {:<11} {}",
+                    k.kid,
+                    k.alg.as_str(),
+                    k.state.as_str(),
+                    k.created_at,
+                    k.activate_at,
+                    k.retired_at
+                        .map_or_else(|| "-".to_owned(), |t| t.to_string())
+                );
+            }
+        }
+        KeysCommand::Rotate { now } => {
+            let kid = services.keys.rotate(now).await.map_err(fail)?;
+            if now {
+                println!(
+                    "{kid} is active now; the previous key stays published until its tokens expire"
+                );
+            } else {
+                println!(
+                    "{kid} is published now and signs from {} s from now",
+                    settings.publish_ahead_secs()
+                );
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,348 @@
+//! Settings: defaults → TOML file (`--config` / `AUTH_CONFIG`) → `AUTH_*` environment variables.
+//! Secrets may also come from files (`*_file` keys, e.g. `AUTH_KEY_ENCRYPTION_KEY_FILE`).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+use crate::crypto::SigningAlgorithm;
+
+/// The secret of the documented development client. It is public, so a server whose issuer is
+/// not on localhost refuses to start with it (or with any secret written in plain text).
+pub const DEV_CLIENT_SECRET: &str = "dev-secret-change-me";
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// Socket address to listen on.
+    pub bind: SocketAddr,
+    /// Public base URL: `iss` of every token and the base of every metadata URL.
+    pub issuer: Url,
+    /// `sqlite://path?mode=rwc` or `postgres://…`.
+    pub database_url: String,
+    pub token_ttl_secs: u32,
+    pub signing_alg: SigningAlgorithm,
+    /// Base64 of 32 random bytes that encrypts private keys at rest. Without it, a SQLite
+    /// database gets a generated key file beside it; PostgreSQL requires it.
+    pub key_encryption_key: Option<String>,
+    pub key_encryption_key_file: Option<PathBuf>,
+    /// `Cache-Control: max-age` of the JWKS.
+    pub jwks_max_age_secs: u32,
+    /// How long a new key is published before it signs (default: twice the JWKS max-age).
+    pub key_publish_ahead_secs: Option<u32>,
+    pub key_rotation_days: u32,
+    /// How often each instance re-reads the key table (other instances may have rotated).
+    pub key_refresh_secs: u32,
+    /// Remember successful argon2id verifications in memory (see `crypto::secret`).
+    pub verified_secret_cache: bool,
+    /// Largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
+    pub clients: Vec<BootstrapClient>,
+}
+
+/// A client created or updated at start-up from configuration.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BootstrapClient {
+    pub client_id: String,
+    pub client_secret: Option<String>,
+    pub client_secret_file: Option<PathBuf>,
+    /// An argon2id PHC string.
+    pub client_secret_hash: Option<String>,
+    pub client_secret_hash_file: Option<PathBuf>,
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    #[serde(default)]
+    pub audiences: Vec<String>,
+    #[serde(default = "default_grant_types")]
+    pub grant_types: Vec<String>,
+}
+
+fn default_grant_types() -> Vec<String> {
+    vec!["client_credentials".to_owned()]
+}
+
+/// A bootstrap client's secret once files are read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientSecretSource {
+    /// Plain text written in the configuration itself: for development only.
+    Inline(String),
+    /// Plain text read from a file (a mounted secret).
+    File(String),
+    Hash(String),
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            bind: SocketAddr::from(([127, 0, 0, 1], 9000)),
+            issuer: Url::parse("http://localhost:9000").expect("static URL"),
+            database_url: "sqlite://data/auth-server.sqlite?mode=rwc".to_owned(),
+            token_ttl_secs: 3600,
+            signing_alg: SigningAlgorithm::ES256,
+            key_encryption_key: None,
+            key_encryption_key_file: None,
+            jwks_max_age_secs: 300,
+            key_publish_ahead_secs: None,
+            key_rotation_days: 30,
+            key_refresh_secs: 10,
+            verified_secret_cache: true,
+            max_body_bytes: 16 * 1024,
+            clients: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration: {0}")]
+    Figment(Box<figment::Error>),
+    #[error("configuration: {key}: {reason}")]
+    Invalid { key: String, reason: String },
+    #[error("configuration: cannot read {key} from {path}: {source}")]
+    File {
+        key: String,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+impl From<figment::Error> for ConfigError {
+    fn from(err: figment::Error) -> Self {
+        Self::Figment(Box::new(err))
+    }
+}
+
+fn invalid(key: impl Into<String>, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.into(),
+        reason: reason.into(),
+    }
+}
+
+impl Settings {
+    /// Loads the three layers. `config_file` comes from `--config`; else `AUTH_CONFIG` is read.
+    pub fn load(config_file: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Settings::default()));
+        let env_file = std::env::var_os("AUTH_CONFIG").map(PathBuf::from);
+        if let Some(file) = config_file.map(Path::to_path_buf).or(env_file) {
+            if !file.is_file() {
+                return Err(invalid(
+                    "config",
+                    format!("{} is not a file", file.display()),
+                ));
+            }
+            figment = figment.merge(Toml::file_exact(file));
+        }
+        figment = figment.merge(Env::prefixed("AUTH_").split("__").ignore(&["CONFIG"]));
+        let settings: Settings = figment.extract()?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if !matches!(self.issuer.scheme(), "http" | "https") || self.issuer.host().is_none() {
+            return Err(invalid("issuer", "must be an http(s) URL"));
+        }
+        if self.issuer.query().is_some() || self.issuer.fragment().is_some() {
+            return Err(invalid(
+                "issuer",
+                "must not have a query or fragment (RFC 8414 §2)",
+            ));
+        }
+        if !(60..=86_400).contains(&self.token_ttl_secs) {
+            return Err(invalid("token_ttl_secs", "must be between 60 and 86400"));
+        }
+        if !(1..=86_400).contains(&self.jwks_max_age_secs) {
+            return Err(invalid("jwks_max_age_secs", "must be between 1 and 86400"));
+        }
+        if self.key_rotation_days == 0 {
+            return Err(invalid("key_rotation_days", "must be at least 1"));
+        }
+        if !(1..=3600).contains(&self.key_refresh_secs) {
+            return Err(invalid("key_refresh_secs", "must be between 1 and 3600"));
+        }
+        if !(1024..=1024 * 1024).contains(&self.max_body_bytes) {
+            return Err(invalid(
+                "max_body_bytes",
+                "must be between 1024 and 1048576",
+            ));
+        }
+        if !self.database_url.starts_with("sqlite:")
+            && !self.database_url.starts_with("postgres://")
+            && !self.database_url.starts_with("postgresql://")
+        {
+            return Err(invalid(
+                "database_url",
+                "must start with sqlite: or postgres://",
+            ));
+        }
+        for (i, client) in self.clients.iter().enumerate() {
+            let secret = client.secret(i)?;
+            let plain = matches!(secret, ClientSecretSource::Inline(_))
+                || matches!(&secret, ClientSecretSource::File(s) if s == DEV_CLIENT_SECRET);
+            if plain && !self.issuer_is_localhost() {
+                return Err(invalid(
+                    format!("clients[{i}].client_secret"),
+                    "a plain-text (development) secret is refused when the issuer is not a \
+                     localhost URL; give client_secret_hash or client_secret_file",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn issuer_is_localhost(&self) -> bool {
+        match self.issuer.host() {
+            Some(url::Host::Domain(d)) => d == "localhost" || d.ends_with(".localhost"),
+            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+            None => false,
+        }
+    }
+
+    /// The issuer as written in tokens and metadata: no trailing slash.
+    pub fn issuer_str(&self) -> String {
+        self.issuer.as_str().trim_end_matches('/').to_owned()
+    }
+
+    pub fn publish_ahead_secs(&self) -> u32 {
+        self.key_publish_ahead_secs
+            .unwrap_or(2 * self.jwks_max_age_secs)
+    }
+
+    /// The key-encryption key, if configured (inline or from a file), as raw bytes.
+    pub fn configured_key_encryption_key(&self) -> Result<Option<Vec<u8>>, ConfigError> {
+        let encoded = either_or_file(
+            "key_encryption_key",
+            self.key_encryption_key.as_deref(),
+            self.key_encryption_key_file.as_deref(),
+        )?;
+        encoded
+            .map(|text| {
+                use base64::Engine as _;
+                let bytes = base64::engine::general_purpose::STANDARD
+                    .decode(text.trim())
+                    .or_else(|_| {
+                        base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(text.trim())
+                    })
+                    .map_err(|_| invalid("key_encryption_key", "must be base64"))?;
+                if bytes.len() != 32 {
+                    return Err(invalid(
+                        "key_encryption_key",
+                        "must decode to exactly 32 bytes",
+                    ));
+                }
+                Ok(bytes)
+            })
+            .transpose()
+    }
+}
+
+impl BootstrapClient {
+    /// Resolves inline values and files into one secret source; exactly one must be given.
+    pub fn secret(&self, index: usize) -> Result<ClientSecretSource, ConfigError> {
+        let key = |name: &str| format!("clients[{index}].{name}");
+        let plain = either_or_file(
+            &key("client_secret"),
+            self.client_secret.as_deref(),
+            self.client_secret_file.as_deref(),
+        )?;
+        let hash = either_or_file(
+            &key("client_secret_hash"),
+            self.client_secret_hash.as_deref(),
+            self.client_secret_hash_file.as_deref(),
+        )?;
+        match (plain, hash) {
+            (Some(_), Some(_)) => Err(invalid(
+                key("client_secret"),
+                "give either a secret or its hash, not both",
+            )),
+            (None, None) => Err(invalid(
+                key("client_secret"),
+                "a client needs client_secret, client_secret_hash or their *_file",
+            )),
+            (Some(s), None) if self.client_secret.is_some() => Ok(ClientSecretSource::Inline(s)),
+            (Some(s), None) => Ok(ClientSecretSource::File(s)),
+            (None, Some(h)) => Ok(ClientSecretSource::Hash(h)),
+        }
+    }
+}
+
+fn either_or_file(
+    key: &str,
+    inline: Option<&str>,
+    file: Option<&Path>,
+) -> Result<Option<String>, ConfigError> {
+    match (inline, file) {
+        (Some(_), Some(_)) => Err(invalid(key, format!("give {key} or {key}_file, not both"))),
+        (Some(value), None) => Ok(Some(value.to_owned())),
+        (None, Some(path)) => std::fs::read_to_string(path)
+            .map(|s| Some(s.trim_end_matches(['\r', '\n']).to_owned()))
+            .map_err(|source| ConfigError::File {
+                key: format!("{key}_file"),
+                path: path.to_owned(),
+                source,
+            }),
+        (None, None) => Ok(None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load_toml(toml: &str) -> Result<Settings, ConfigError> {
+        let settings: Settings = Figment::from(Serialized::defaults(Settings::default()))
+            .merge(Toml::string(toml))
+            .extract()?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    #[test]
+    fn an_unknown_key_is_refused_and_named() {
+        let err = load_toml("tokn_ttl_secs = 5").unwrap_err().to_string();
+        assert!(err.contains("tokn_ttl_secs"), "{err}");
+    }
+
+    #[test]
+    fn a_bad_value_is_refused_and_named() {
+        let err = load_toml("signing_alg = \"HS256\"")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("signing_alg"), "{err}");
+        let err = load_toml("token_ttl_secs = 5").unwrap_err().to_string();
+        assert!(err.contains("token_ttl_secs"), "{err}");
+    }
+
+    #[test]
+    fn a_plain_secret_is_refused_when_the_issuer_is_not_localhost() {
+        let client = r#"
+            [[clients]]
+            client_id = "foobarbaz"
+            client_secret = "dev-secret-change-me"
+        "#;
+        assert!(load_toml(client).is_ok());
+        let err = load_toml(&format!("issuer = \"https://auth.example.com\"\n{client}"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("clients[0].client_secret"), "{err}");
+    }
+
+    #[test]
+    fn secrets_can_come_from_files_without_their_trailing_newline() {
+        let dir = std::env::temp_dir().join(format!("auth-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("kek");
+        std::fs::write(&file, "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n").unwrap();
+        let settings = load_toml(&format!("key_encryption_key_file = {:?}", file)).unwrap();
+        let kek = settings.configured_key_encryption_key().unwrap().unwrap();
+        assert_eq!(kek.len(), 32);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}

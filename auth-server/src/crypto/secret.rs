@@ -1,0 +1,157 @@
+//! Client secrets: argon2id hashing, and verification that stays cheap for a client that keeps
+//! presenting the right secret.
+//!
+//! argon2id is slow on purpose (~15 ms per verification with the crate defaults), which would cap
+//! the token endpoint at ~64 requests/s per core (the collapse Hydra's users saw, ory/hydra#1477).
+//! A successful verification is remembered in memory under a keyed digest (HMAC-SHA-256 with a
+//! per-process random key) of the stored hash and the presented secret:
+//! - a rotated secret changes the stored hash, so the old secret is never accepted from memory;
+//! - a wrong secret never matches an entry, so it always pays the full argon2id cost;
+//! - the secret itself is never kept, and the digest is useless outside this process.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+
+use argon2::{Argon2, PasswordHasher, PasswordVerifier};
+use base64::Engine as _;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use tokio::sync::Semaphore;
+
+/// Entries kept before the memory is cleared (each is 32 bytes).
+const CACHE_CAPACITY: usize = 50_000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SecretError {
+    #[error("hashing failed")]
+    Hash,
+    #[error("the verification task failed")]
+    Task,
+}
+
+/// Hashes a secret with argon2id and the crate's default parameters (PHC string).
+pub fn hash_secret(secret: &str) -> Result<String, SecretError> {
+    Argon2::default()
+        .hash_password(secret.as_bytes())
+        .map(|hash| hash.to_string())
+        .map_err(|_| SecretError::Hash)
+}
+
+/// True for a parseable argon2id PHC string.
+pub fn is_argon2id_hash(value: &str) -> bool {
+    value.starts_with("$argon2id$") && argon2::PasswordHash::new(value).is_ok()
+}
+
+/// A new random client secret: 32 bytes, base64url (43 characters).
+pub fn generate_secret() -> String {
+    let bytes: [u8; 32] = rand::random();
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+pub struct SecretVerifier {
+    cache: Option<Mutex<HashSet<[u8; 32]>>>,
+    cache_key: [u8; 32],
+    /// Verified against when the client is unknown, so that costs what a wrong secret costs.
+    dummy_hash: Arc<str>,
+    /// Bounds concurrent argon2id runs (19 MiB each) so a flood cannot exhaust memory.
+    permits: Semaphore,
+}
+
+impl SecretVerifier {
+    pub fn new(cache_enabled: bool) -> Result<Self, SecretError> {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        Ok(Self {
+            cache: cache_enabled.then(|| Mutex::new(HashSet::new())),
+            cache_key: rand::random(),
+            dummy_hash: hash_secret(&generate_secret())?.into(),
+            permits: Semaphore::new(cores * 2),
+        })
+    }
+
+    /// Checks `presented` against `stored_hash`; `None` (unknown client) does the same work and
+    /// fails.
+    pub async fn verify(
+        &self,
+        stored_hash: Option<&str>,
+        presented: &str,
+    ) -> Result<bool, SecretError> {
+        let digest = stored_hash.map(|hash| self.digest(hash, presented));
+        if let (Some(cache), Some(digest)) = (&self.cache, &digest)
+            && cache.lock().expect("cache lock").contains(digest)
+        {
+            return Ok(true);
+        }
+
+        let hash: Arc<str> = stored_hash.map_or_else(|| self.dummy_hash.clone(), Arc::from);
+        let secret = presented.to_owned();
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| SecretError::Task)?;
+        let matches = tokio::task::spawn_blocking(move || {
+            Argon2::default()
+                .verify_password(secret.as_bytes(), &*hash)
+                .is_ok()
+        })
+        .await
+        .map_err(|_| SecretError::Task)?;
+
+        let verified = matches && stored_hash.is_some();
+        if verified && let (Some(cache), Some(digest)) = (&self.cache, digest) {
+            let mut cache = cache.lock().expect("cache lock");
+            if cache.len() >= CACHE_CAPACITY {
+                cache.clear();
+            }
+            cache.insert(digest);
+        }
+        Ok(verified)
+    }
+
+    fn digest(&self, stored_hash: &str, presented: &str) -> [u8; 32] {
+        let mut mac =
+            Hmac::<Sha256>::new_from_slice(&self.cache_key).expect("HMAC takes any key length");
+        mac.update(stored_hash.as_bytes());
+        mac.update(&[0]);
+        mac.update(presented.as_bytes());
+        mac.finalize().into_bytes().into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_right_secret_verifies_and_a_wrong_one_does_not() {
+        let verifier = SecretVerifier::new(true).unwrap();
+        let hash = hash_secret("s3cret").unwrap();
+        assert!(is_argon2id_hash(&hash));
+        assert!(verifier.verify(Some(&hash), "s3cret").await.unwrap());
+        assert!(
+            verifier.verify(Some(&hash), "s3cret").await.unwrap(),
+            "from memory"
+        );
+        assert!(!verifier.verify(Some(&hash), "wrong").await.unwrap());
+        assert!(!verifier.verify(None, "s3cret").await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn a_remembered_secret_is_refused_once_the_stored_hash_changes() {
+        let verifier = SecretVerifier::new(true).unwrap();
+        let old = hash_secret("old").unwrap();
+        assert!(verifier.verify(Some(&old), "old").await.unwrap());
+        let rotated = hash_secret("new").unwrap();
+        assert!(!verifier.verify(Some(&rotated), "old").await.unwrap());
+        assert!(verifier.verify(Some(&rotated), "new").await.unwrap());
+    }
+
+    #[test]
+    fn only_argon2id_phc_strings_count_as_hashes() {
+        assert!(!is_argon2id_hash("plain"));
+        assert!(!is_argon2id_hash(
+            "$argon2i$v=19$m=16,t=2,p=1$c2FsdHNhbHQ$aGFzaA"
+        ));
+        assert_eq!(generate_secret().len(), 43);
+    }
+}

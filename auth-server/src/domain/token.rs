@@ -1,0 +1,149 @@
+//! RFC 9068 access-token claims and the choice of the audience they are issued for.
+
+use serde::Serialize;
+
+use super::client::{Audience, Client, ClientId};
+use super::scope::ScopeSet;
+
+/// The claims of a JWT access token (RFC 9068 §2.2). Times are whole seconds since the epoch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AccessTokenClaims {
+    pub iss: String,
+    pub sub: String,
+    pub aud: String,
+    pub client_id: String,
+    pub scope: String,
+    pub iat: i64,
+    pub nbf: i64,
+    pub exp: i64,
+    pub jti: String,
+}
+
+impl AccessTokenClaims {
+    /// Claims for a token issued now (`now`, seconds) that lives `ttl_secs`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        issuer: &str,
+        subject: &str,
+        audience: &Audience,
+        client_id: &ClientId,
+        scopes: &ScopeSet,
+        now: i64,
+        ttl_secs: i64,
+        jti: String,
+    ) -> Self {
+        Self {
+            iss: issuer.to_owned(),
+            sub: subject.to_owned(),
+            aud: audience.as_str().to_owned(),
+            client_id: client_id.as_str().to_owned(),
+            scope: scopes.to_string(),
+            iat: now,
+            nbf: now,
+            exp: now + ttl_secs,
+            jti,
+        }
+    }
+}
+
+/// Where the client asked the token to be usable: RFC 8707 `resource` or the common `audience`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TokenRequestTarget {
+    pub resource: Option<String>,
+    pub audience: Option<String>,
+}
+
+/// Picks the token's audience: the one requested (which must be one of the client's), or the
+/// client's first. `None` when the request names an audience the client may not have, when it
+/// names two different ones, or when the client has none.
+pub fn choose_audience(client: &Client, target: &TokenRequestTarget) -> Option<Audience> {
+    let requested = match (&target.resource, &target.audience) {
+        (Some(r), Some(a)) if r != a => return None,
+        (Some(r), _) => Some(r),
+        (None, Some(a)) => Some(a),
+        (None, None) => None,
+    };
+    match requested {
+        Some(name) => client
+            .audiences
+            .iter()
+            .find(|a| a.as_str() == name)
+            .cloned(),
+        None => client.audiences.first().cloned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+    use crate::domain::GrantType;
+
+    fn client(audiences: &[&str]) -> Client {
+        Client {
+            id: ClientId::parse("c").unwrap(),
+            secret_hash: String::new(),
+            scopes: ScopeSet::parse("a b").unwrap(),
+            audiences: audiences
+                .iter()
+                .map(|a| Audience::parse(a).unwrap())
+                .collect(),
+            grant_types: BTreeSet::from([GrantType::ClientCredentials]),
+        }
+    }
+
+    fn target(resource: Option<&str>, audience: Option<&str>) -> TokenRequestTarget {
+        TokenRequestTarget {
+            resource: resource.map(str::to_owned),
+            audience: audience.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn without_a_request_the_first_audience_is_chosen() {
+        let c = client(&["players-api", "scouting-api"]);
+        assert_eq!(
+            choose_audience(&c, &target(None, None)).unwrap().as_str(),
+            "players-api"
+        );
+    }
+
+    #[test]
+    fn resource_or_audience_selects_one_of_the_clients_audiences() {
+        let c = client(&["players-api", "scouting-api"]);
+        let by_resource = choose_audience(&c, &target(Some("scouting-api"), None));
+        let by_audience = choose_audience(&c, &target(None, Some("scouting-api")));
+        assert_eq!(by_resource.unwrap().as_str(), "scouting-api");
+        assert_eq!(by_audience.unwrap().as_str(), "scouting-api");
+    }
+
+    #[test]
+    fn an_audience_the_client_lacks_or_two_different_ones_select_nothing() {
+        let c = client(&["players-api", "scouting-api"]);
+        assert!(choose_audience(&c, &target(Some("billing-api"), None)).is_none());
+        assert!(choose_audience(&c, &target(Some("players-api"), Some("scouting-api"))).is_none());
+        assert!(choose_audience(&client(&[]), &target(None, None)).is_none());
+    }
+
+    #[test]
+    fn claims_carry_whole_second_times_and_the_space_separated_scope() {
+        let c = client(&["players-api"]);
+        let claims = AccessTokenClaims::new(
+            "http://localhost:9000",
+            "c",
+            &c.audiences[0],
+            &c.id,
+            &c.scopes,
+            1_700_000_000,
+            3600,
+            "jti-1".into(),
+        );
+        let json = serde_json::to_value(&claims).unwrap();
+        assert_eq!(json["exp"], serde_json::json!(1_700_003_600));
+        assert_eq!(json["nbf"], json["iat"]);
+        assert_eq!(json["scope"], "a b");
+        assert_eq!(json["aud"], "players-api");
+        assert_eq!(json["client_id"], "c");
+    }
+}

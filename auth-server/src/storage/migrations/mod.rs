@@ -1,0 +1,18 @@
+//! Forward-only migrations, run at every start; one file per migration.
+
+use sea_orm_migration::prelude::*;
+
+mod m20261122_000001_create_clients;
+mod m20261122_000002_create_signing_keys;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![
+            Box::new(m20261122_000001_create_clients::Migration),
+            Box::new(m20261122_000002_create_signing_keys::Migration),
+        ]
+    }
+}
