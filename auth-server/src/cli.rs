@@ -2,6 +2,8 @@
 
 use std::path::PathBuf;
 
+use std::io::Write;
+
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::Settings;
@@ -86,7 +88,8 @@ fn fail(e: impl std::fmt::Display) -> CliError {
     CliError(e.to_string())
 }
 
-pub async fn run(cli: Cli) -> Result<(), CliError> {
+/// Runs a command; what it prints for the user goes to `out`.
+pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
     if matches!(cli.command, Some(Command::Openapi)) {
         // The document depends on code only: default settings, an in-memory database.
         let settings = Settings {
@@ -94,10 +97,12 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             ..Settings::default()
         };
         let services = Services::build(&settings).await.map_err(fail)?;
-        println!(
+        writeln!(
+            out,
             "{}",
             crate::api::openapi_json(&services.app_state(&settings))
-        );
+        )
+        .map_err(fail)?;
         return Ok(());
     }
     let settings = Settings::load(cli.config.as_deref()).map_err(fail)?;
@@ -106,13 +111,17 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             let app = Application::build(settings).await.map_err(fail)?;
             app.run_until_stopped().await.map_err(fail)
         }
-        Command::Clients(command) => clients(&settings, command).await,
-        Command::Keys(command) => keys(&settings, command).await,
+        Command::Clients(command) => clients(&settings, command, out).await,
+        Command::Keys(command) => keys(&settings, command, out).await,
         Command::Openapi => unreachable!("handled above"),
     }
 }
 
-async fn clients(settings: &Settings, command: ClientsCommand) -> Result<(), CliError> {
+async fn clients(
+    settings: &Settings,
+    command: ClientsCommand,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
     let services = Services::build(settings).await.map_err(fail)?;
     let repo = &services.clients;
     match command {
@@ -146,25 +155,29 @@ async fn clients(settings: &Settings, command: ClientsCommand) -> Result<(), Cli
                 }
                 Err(e) => return Err(fail(e)),
             }
-            println!("client_id:     {}", client.id);
-            println!("client_secret: {secret}");
+            writeln!(out, "client_id:     {}", client.id).map_err(fail)?;
+            writeln!(out, "client_secret: {secret}").map_err(fail)?;
             eprintln!("The secret is shown once and stored only as an argon2id hash.");
         }
         ClientsCommand::List => {
-            println!(
+            writeln!(
+                out,
                 "{:<24} {:<32} {:<28} GRANT TYPES",
                 "CLIENT ID", "SCOPES", "AUDIENCES"
-            );
+            )
+            .map_err(fail)?;
             for c in repo.list().await.map_err(fail)? {
                 let audiences: Vec<_> = c.audiences.iter().map(Audience::as_str).collect();
                 let grants: Vec<_> = c.grant_types.iter().map(|g| g.as_str()).collect();
-                println!(
+                writeln!(
+                    out,
                     "{:<24} {:<32} {:<28} {}",
                     c.id,
                     c.scopes.to_string(),
                     audiences.join(" "),
                     grants.join(" ")
-                );
+                )
+                .map_err(fail)?;
             }
         }
         ClientsCommand::Remove { client_id } => {
@@ -172,7 +185,7 @@ async fn clients(settings: &Settings, command: ClientsCommand) -> Result<(), Cli
             if !repo.remove(&id).await.map_err(fail)? {
                 return Err(CliError(format!("no client {id}")));
             }
-            println!("removed client {id}");
+            writeln!(out, "removed client {id}").map_err(fail)?;
         }
         ClientsCommand::RotateSecret { client_id } => {
             let id = ClientId::parse(&client_id).map_err(fail)?;
@@ -185,24 +198,31 @@ async fn clients(settings: &Settings, command: ClientsCommand) -> Result<(), Cli
             {
                 return Err(CliError(format!("no client {id}")));
             }
-            println!("client_id:     {id}");
-            println!("client_secret: {secret}");
+            writeln!(out, "client_id:     {id}").map_err(fail)?;
+            writeln!(out, "client_secret: {secret}").map_err(fail)?;
             eprintln!("The previous secret no longer works. This one is shown once.");
         }
     }
     Ok(())
 }
 
-async fn keys(settings: &Settings, command: KeysCommand) -> Result<(), CliError> {
+async fn keys(
+    settings: &Settings,
+    command: KeysCommand,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
     let services = Services::build(settings).await.map_err(fail)?;
     match command {
         KeysCommand::List => {
-            println!(
+            writeln!(
+                out,
                 "{:<44} {:<6} {:<8} {:<11} {:<11} RETIRED",
                 "KID", "ALG", "STATE", "CREATED", "ACTIVATES"
-            );
+            )
+            .map_err(fail)?;
             for k in services.keys.list().await.map_err(fail)? {
-                println!(
+                writeln!(
+                    out,
                     "{:<44} {:<6} {:<8} {:<11} {:<11} {}",
                     k.kid,
                     k.alg.as_str(),
@@ -211,20 +231,25 @@ async fn keys(settings: &Settings, command: KeysCommand) -> Result<(), CliError>
                     k.activate_at,
                     k.retired_at
                         .map_or_else(|| "-".to_owned(), |t| t.to_string())
-                );
+                )
+                .map_err(fail)?;
             }
         }
         KeysCommand::Rotate { now } => {
             let kid = services.keys.rotate(now).await.map_err(fail)?;
             if now {
-                println!(
+                writeln!(
+                    out,
                     "{kid} is active now; the previous key stays published until its tokens expire"
-                );
+                )
+                .map_err(fail)?;
             } else {
-                println!(
-                    "{kid} is published now and signs from {} s from now",
+                writeln!(
+                    out,
+                    "{kid} is published now and starts signing in {} s",
                     settings.publish_ahead_secs()
-                );
+                )
+                .map_err(fail)?;
             }
         }
     }

@@ -59,6 +59,23 @@ impl TokenRequestBody {
         }
         self
     }
+
+    /// Form decoding replaces invalid UTF-8 with U+FFFD; such a parameter was not valid input.
+    fn first_undecodable(&self) -> Option<&'static str> {
+        let values = [
+            Some(&self.grant_type),
+            self.client_id.as_ref(),
+            self.client_secret.as_ref(),
+            self.scope.as_ref(),
+            self.resource.as_ref(),
+            self.audience.as_ref(),
+        ];
+        PARAMETERS
+            .into_iter()
+            .zip(values)
+            .find(|(_, value)| value.is_some_and(|v| v.contains('\u{FFFD}')))
+            .map(|(name, _)| name)
+    }
 }
 
 #[derive(ApiRequest)]
@@ -189,6 +206,12 @@ impl TokenApi {
             TokenRequestPayload::Form(Form(body)) | TokenRequestPayload::Json(Json(body)) => body,
         }
         .normalized();
+        if body.grant_type.is_empty() {
+            return invalid_request("parameter grant_type is missing");
+        }
+        if let Some(name) = body.first_undecodable() {
+            return invalid_request(format!("parameter {name} is not valid UTF-8"));
+        }
         let sent_authorization = request.headers().contains_key(header::AUTHORIZATION);
         let credentials = match client_credentials(auth, sent_authorization, &body) {
             Ok(credentials) => credentials,

@@ -54,8 +54,25 @@ pub async fn connect(database_url: &str) -> Result<DatabaseConnection, StorageEr
         db.execute_unprepared("PRAGMA journal_mode = WAL").await?;
         db.execute_unprepared("PRAGMA busy_timeout = 5000").await?;
     }
-    migrations::Migrator::up(&db, None).await?;
+    migrate(&db).await?;
     Ok(db)
+}
+
+/// Runs pending migrations. Instances starting together on an empty database race to record
+/// the same migration; the loser retries and finds the work done.
+async fn migrate(db: &DatabaseConnection) -> Result<(), StorageError> {
+    let mut attempt = 0;
+    loop {
+        match migrations::Migrator::up(db, None).await {
+            Ok(()) => return Ok(()),
+            Err(err) if attempt < 5 => {
+                attempt += 1;
+                tracing::debug!(error = %err, attempt, "migration raced another instance; retrying");
+                tokio::time::sleep(Duration::from_millis(100 * attempt)).await;
+            }
+            Err(err) => return Err(err.into()),
+        }
+    }
 }
 
 /// The file of a `sqlite:` URL, if it names one (not `:memory:`).

@@ -1,0 +1,12 @@
+//! End-to-end tests: the real services over real sockets, one binary (zero2prod style).
+
+mod helpers;
+
+mod cli;
+mod discovery;
+mod keys;
+mod token;
+
+mod api_helpers;
+mod players;
+mod verifier;
