@@ -110,6 +110,8 @@ pub struct AccessTokenResponse {
     pub scope: String,
 }
 
+// clippy reads the two `ty = "String"` of the header list as a duplicated attribute.
+#[allow(clippy::duplicated_attributes)]
 #[derive(ApiResponse)]
 #[oai(
     bad_request_handler = "bad_token_request",
