@@ -5,6 +5,7 @@ mod helpers;
 mod cli;
 mod discovery;
 mod keys;
+mod spec;
 mod token;
 
 mod api_helpers;

@@ -54,7 +54,11 @@ fn ok() -> Json<HealthStatus> {
     })
 }
 
-#[OpenApi]
+#[OpenApi(response_header(
+    name = "X-Request-Id",
+    ty = "String",
+    description = "The request id (yours if you sent a sane one); quote it when reporting a problem."
+))]
 impl HealthApi {
     /// Liveness probe.
     #[oai(

@@ -184,7 +184,11 @@ pub struct TokenApi {
     pub service: Arc<TokenService>,
 }
 
-#[OpenApi]
+#[OpenApi(response_header(
+    name = "X-Request-Id",
+    ty = "String",
+    description = "The request id (yours if you sent a sane one); quote it when reporting a problem."
+))]
 impl TokenApi {
     /// Issue an access token.
     ///

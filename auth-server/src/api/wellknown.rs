@@ -124,7 +124,11 @@ impl WellKnownApi {
     }
 }
 
-#[OpenApi]
+#[OpenApi(response_header(
+    name = "X-Request-Id",
+    ty = "String",
+    description = "The request id (yours if you sent a sane one); quote it when reporting a problem."
+))]
 impl WellKnownApi {
     /// The JSON Web Key Set.
     ///
