@@ -4,7 +4,7 @@ CARGO ?= cargo
 PG_URL ?= postgres://postgres@127.0.0.1:5432/test
 DEV := deploy/dev
 
-.PHONY: run build test test-postgres lint fmt openapi openapi-check bench clean
+.PHONY: run build test test-postgres test-gateway lint fmt openapi bench clean
 
 ## run: start the auth-server (:9000) and the resource-api (:9001) on embedded SQLite
 run: build
@@ -38,6 +38,14 @@ fmt:
 openapi: build
 	./target/debug/auth-server openapi > openapi/auth-server.json
 	./target/debug/resource-api openapi > openapi/resource-api.json
+
+## bench: release binaries, loopback load, a peer side by side; writes bench/results.md
+bench:
+	bash bench/run.sh
+
+## test-gateway: PostgreSQL + two auth-servers + two APIs behind nginx, through the gateway only
+test-gateway:
+	bash tests/gateway/run.sh
 
 clean:
 	rm -rf data target
