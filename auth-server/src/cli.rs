@@ -8,7 +8,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::config::Settings;
 use crate::crypto;
-use crate::domain::{Audience, ClientId, GrantType, NewClient, ScopeSet};
+use crate::domain::{Audience, ClientId, GrantType, NewClient, ScopeSet, User, Username};
 use crate::keys::now_secs;
 use crate::startup::{Application, Services};
 use crate::storage::StorageError;
@@ -34,6 +34,9 @@ pub enum Command {
     /// Manage OAuth clients.
     #[command(subcommand)]
     Clients(ClientsCommand),
+    /// Manage password-grant users (passwords are read from a prompt or stdin, never argv).
+    #[command(subcommand)]
+    Users(UsersCommand),
     /// Manage signing keys.
     #[command(subcommand)]
     Keys(KeysCommand),
@@ -69,6 +72,46 @@ pub struct AddClient {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum UsersCommand {
+    /// Add a user; the password is read from the terminal (or the first line of stdin).
+    Add {
+        username: String,
+        /// A scope the user may be granted (repeat, or space-separate).
+        #[arg(long = "scope")]
+        scopes: Vec<String>,
+    },
+    /// List users (never their passwords).
+    List,
+    /// Disable a user: logins fail and every refresh token of theirs dies at once.
+    Disable { username: String },
+    /// Enable a disabled user.
+    Enable { username: String },
+    /// Delete a user and revoke their refresh tokens.
+    Remove { username: String },
+}
+
+/// Where the CLI reads a password from.
+pub trait PasswordSource {
+    fn read_password(&mut self, prompt: &str) -> std::io::Result<String>;
+}
+
+/// A terminal prompt without echo when stdin is a terminal, else the first line of stdin.
+pub struct StdinPassword;
+
+impl PasswordSource for StdinPassword {
+    fn read_password(&mut self, prompt: &str) -> std::io::Result<String> {
+        use std::io::IsTerminal as _;
+        if std::io::stdin().is_terminal() {
+            rpassword::prompt_password(prompt)
+        } else {
+            let mut line = String::new();
+            std::io::stdin().read_line(&mut line)?;
+            Ok(line.trim_end_matches(['\r', '\n']).to_owned())
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
 pub enum KeysCommand {
     /// List signing keys and their states.
     List,
@@ -88,8 +131,12 @@ fn fail(e: impl std::fmt::Display) -> CliError {
     CliError(e.to_string())
 }
 
-/// Runs a command; what it prints for the user goes to `out`.
-pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
+/// Runs a command; passwords come from `passwords`, what it prints for the user goes to `out`.
+pub async fn run(
+    cli: Cli,
+    passwords: &mut dyn PasswordSource,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
     if matches!(cli.command, Some(Command::Openapi)) {
         // The document depends on code only: default settings, an in-memory database.
         let settings = Settings {
@@ -112,6 +159,7 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
             app.run_until_stopped().await.map_err(fail)
         }
         Command::Clients(command) => clients(&settings, command, out).await,
+        Command::Users(command) => users(&settings, command, passwords, out).await,
         Command::Keys(command) => keys(&settings, command, out).await,
         Command::Openapi => unreachable!("handled above"),
     }
@@ -201,6 +249,86 @@ async fn clients(
             writeln!(out, "client_id:     {id}").map_err(fail)?;
             writeln!(out, "client_secret: {secret}").map_err(fail)?;
             eprintln!("The previous secret no longer works. This one is shown once.");
+        }
+    }
+    Ok(())
+}
+
+async fn users(
+    settings: &Settings,
+    command: UsersCommand,
+    passwords: &mut dyn PasswordSource,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    let services = Services::build(settings).await.map_err(fail)?;
+    let repo = &services.users;
+    let now = now_secs();
+    match command {
+        UsersCommand::Add { username, scopes } => {
+            let username = Username::parse(&username).map_err(fail)?;
+            let scopes = ScopeSet::parse(&scopes.join(" ")).map_err(fail)?;
+            let password = passwords
+                .read_password(&format!("Password for {username}: "))
+                .map_err(fail)?;
+            if password.len() < 8 {
+                return Err(CliError(
+                    "the password must have at least 8 characters".into(),
+                ));
+            }
+            let user = User {
+                username,
+                password_hash: crypto::hash_secret(&password).map_err(fail)?,
+                scopes,
+                active: true,
+            };
+            match repo.insert(&user, now).await {
+                Ok(()) => writeln!(out, "added user {}", user.username).map_err(fail)?,
+                Err(StorageError::Conflict) => {
+                    return Err(CliError(format!("user {} already exists", user.username)));
+                }
+                Err(e) => return Err(fail(e)),
+            }
+        }
+        UsersCommand::List => {
+            writeln!(out, "{:<32} {:<8} SCOPES", "USERNAME", "ACTIVE").map_err(fail)?;
+            for u in repo.list().await.map_err(fail)? {
+                writeln!(out, "{:<32} {:<8} {}", u.username, u.active, u.scopes).map_err(fail)?;
+            }
+        }
+        UsersCommand::Disable { username } => {
+            let name = Username::parse(&username).map_err(fail)?;
+            if !repo.set_active(&name, false, now).await.map_err(fail)? {
+                return Err(CliError(format!("no user {name}")));
+            }
+            let revoked = services
+                .token_state
+                .revoke_user(name.as_str(), now)
+                .await
+                .map_err(fail)?;
+            writeln!(
+                out,
+                "disabled user {name}; revoked {revoked} refresh token(s)"
+            )
+            .map_err(fail)?;
+        }
+        UsersCommand::Enable { username } => {
+            let name = Username::parse(&username).map_err(fail)?;
+            if !repo.set_active(&name, true, now).await.map_err(fail)? {
+                return Err(CliError(format!("no user {name}")));
+            }
+            writeln!(out, "enabled user {name}").map_err(fail)?;
+        }
+        UsersCommand::Remove { username } => {
+            let name = Username::parse(&username).map_err(fail)?;
+            services
+                .token_state
+                .revoke_user(name.as_str(), now)
+                .await
+                .map_err(fail)?;
+            if !repo.remove(&name).await.map_err(fail)? {
+                return Err(CliError(format!("no user {name}")));
+            }
+            writeln!(out, "removed user {name}").map_err(fail)?;
         }
     }
     Ok(())

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use url::Url;
 
 use crate::crypto::SigningAlgorithm;
+use crate::throttle::ThrottleSettings;
 
 /// The secret of the documented development client. It is public, so a server whose issuer is
 /// not on localhost refuses to start with it (or with any secret written in plain text).
@@ -41,7 +42,34 @@ pub struct Settings {
     pub verified_secret_cache: bool,
     /// Largest request body accepted, in bytes.
     pub max_body_bytes: usize,
+    /// Lifetime of a refresh token; each refresh issues a new one with a new lifetime.
+    pub refresh_token_ttl_secs: u32,
+    /// Take the client address for throttling from the last `X-Forwarded-For` entry (set it
+    /// only behind a proxy that appends to that header, such as the nginx gateway).
+    pub trust_forwarded_for: bool,
+    pub throttle: ThrottleSettings,
     pub clients: Vec<BootstrapClient>,
+    pub users: Vec<BootstrapUser>,
+}
+
+/// A password-grant user created or updated at start-up from configuration.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BootstrapUser {
+    pub username: String,
+    pub password: Option<String>,
+    pub password_file: Option<PathBuf>,
+    /// An argon2id PHC string.
+    pub password_hash: Option<String>,
+    pub password_hash_file: Option<PathBuf>,
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    #[serde(default = "default_true")]
+    pub active: bool,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 /// A client created or updated at start-up from configuration.
@@ -92,7 +120,11 @@ impl Default for Settings {
             key_refresh_secs: 10,
             verified_secret_cache: true,
             max_body_bytes: 16 * 1024,
+            refresh_token_ttl_secs: 14 * 86_400,
+            trust_forwarded_for: false,
+            throttle: ThrottleSettings::default(),
             clients: Vec::new(),
+            users: Vec::new(),
         }
     }
 }
@@ -180,6 +212,36 @@ impl Settings {
                 "database_url",
                 "must start with sqlite: or postgres://",
             ));
+        }
+        if !(60..=365 * 86_400).contains(&self.refresh_token_ttl_secs) {
+            return Err(invalid(
+                "refresh_token_ttl_secs",
+                "must be between 60 and 31536000",
+            ));
+        }
+        let t = &self.throttle;
+        if t.max_failures == 0 || t.max_failures_per_address == 0 || t.window_secs == 0 {
+            return Err(invalid(
+                "throttle",
+                "max_failures, max_failures_per_address and window_secs must be positive",
+            ));
+        }
+        if t.base_backoff_secs == 0 || t.max_backoff_secs < t.base_backoff_secs {
+            return Err(invalid(
+                "throttle",
+                "need 0 < base_backoff_secs <= max_backoff_secs",
+            ));
+        }
+        for (i, user) in self.users.iter().enumerate() {
+            if matches!(user.password(i)?, ClientSecretSource::Inline(_))
+                && !self.issuer_is_localhost()
+            {
+                return Err(invalid(
+                    format!("users[{i}].password"),
+                    "a plain-text password is refused when the issuer is not a localhost URL; \
+                     give password_hash or password_file",
+                ));
+            }
         }
         for (i, client) in self.clients.iter().enumerate() {
             let secret = client.secret(i)?;
@@ -273,6 +335,36 @@ impl BootstrapClient {
     }
 }
 
+impl BootstrapUser {
+    /// Resolves inline values and files into one secret source; exactly one must be given.
+    pub fn password(&self, index: usize) -> Result<ClientSecretSource, ConfigError> {
+        let key = |name: &str| format!("users[{index}].{name}");
+        let plain = either_or_file(
+            &key("password"),
+            self.password.as_deref(),
+            self.password_file.as_deref(),
+        )?;
+        let hash = either_or_file(
+            &key("password_hash"),
+            self.password_hash.as_deref(),
+            self.password_hash_file.as_deref(),
+        )?;
+        match (plain, hash) {
+            (Some(_), Some(_)) => Err(invalid(
+                key("password"),
+                "give either a password or its hash, not both",
+            )),
+            (None, None) => Err(invalid(
+                key("password"),
+                "a user needs password, password_hash or their *_file",
+            )),
+            (Some(s), None) if self.password.is_some() => Ok(ClientSecretSource::Inline(s)),
+            (Some(s), None) => Ok(ClientSecretSource::File(s)),
+            (None, Some(h)) => Ok(ClientSecretSource::Hash(h)),
+        }
+    }
+}
+
 fn either_or_file(
     key: &str,
     inline: Option<&str>,
@@ -332,6 +424,30 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("clients[0].client_secret"), "{err}");
+    }
+
+    #[test]
+    fn throttle_settings_nest_and_unknown_nested_keys_are_named() {
+        let settings = load_toml("[throttle]\nmax_failures = 3").unwrap();
+        assert_eq!(settings.throttle.max_failures, 3);
+        assert_eq!(
+            settings.throttle.window_secs, 300,
+            "other keys keep their defaults"
+        );
+        let err = load_toml("[throttle]\nmax_failure = 3")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("max_failure"), "{err}");
+    }
+
+    #[test]
+    fn a_plain_user_password_is_refused_when_the_issuer_is_not_localhost() {
+        let user = "[[users]]\nusername = \"alice\"\npassword = \"pw\"\n";
+        assert!(load_toml(user).is_ok());
+        let err = load_toml(&format!("issuer = \"https://auth.example.com\"\n{user}"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("users[0].password"), "{err}");
     }
 
     #[test]

@@ -2,11 +2,13 @@
 //! over the database every instance shares, and an in-memory snapshot for the hot path (the
 //! active key's signer, built once, and the JWKS document, serialized once).
 
+use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use crate::crypto::{
-    KeyEncryptionKey, KeyError, KeyMaterial, SigningAlgorithm, TokenSigner, UnsealedKey,
+    KeyEncryptionKey, KeyError, KeyMaterial, PublicKey, SigningAlgorithm, TokenSigner, UnsealedKey,
+    verify_compact,
 };
 use crate::domain::AccessTokenClaims;
 use crate::storage::{KeyRecord, KeyRepository, KeyState, StorageError};
@@ -34,6 +36,8 @@ pub struct KeyPolicy {
 #[derive(Default)]
 struct Snapshot {
     active: Option<Arc<UnsealedKey>>,
+    /// Verifiers of every published key, by kid.
+    public: HashMap<String, Arc<PublicKey>>,
     /// The JWKS document, serialized once per change.
     jwks: Arc<String>,
 }
@@ -189,6 +193,14 @@ impl KeyRing {
             },
             None => None,
         };
+        let mut public = HashMap::new();
+        for k in keys {
+            let key = match previous.public.get(&k.kid) {
+                Some(key) => key.clone(),
+                None => Arc::new(PublicKey::open(&k.kid, k.alg, &k.public_jwk)?),
+            };
+            public.insert(k.kid.clone(), key);
+        }
         let published: Vec<serde_json::Value> = keys
             .iter()
             .filter_map(|k| serde_json::from_str(&k.public_jwk).ok())
@@ -199,8 +211,22 @@ impl KeyRing {
         } else {
             Arc::new(jwks)
         };
-        *self.snapshot.write().expect("key snapshot lock") = Arc::new(Snapshot { active, jwks });
+        *self.snapshot.write().expect("key snapshot lock") = Arc::new(Snapshot {
+            active,
+            public,
+            jwks,
+        });
         Ok(())
+    }
+}
+
+impl KeyRing {
+    /// The claims of an access token this server signed with a key it still publishes, if the
+    /// signature holds. Expiry and revocation are the caller's to check.
+    pub fn verify(&self, token: &str) -> Option<AccessTokenClaims> {
+        let snapshot = self.current();
+        let payload = verify_compact(token, |kid| snapshot.public.get(kid).map(Arc::as_ref))?;
+        serde_json::from_slice(&payload).ok()
     }
 }
 

@@ -13,6 +13,7 @@ pub mod keys;
 pub mod startup;
 pub mod storage;
 pub mod telemetry;
+pub mod throttle;
 
 pub use config::Settings;
 pub use startup::Application;

@@ -11,10 +11,13 @@ use sea_orm::DatabaseConnection;
 use crate::api::{self, AppState};
 use crate::config::{ClientSecretSource, ConfigError, Settings};
 use crate::crypto::{self, KeyEncryptionKey, SecretVerifier};
-use crate::domain::{Audience, ClientId, GrantType, NewClient, ScopeSet};
+use crate::domain::{Audience, ClientId, GrantType, NewClient, ScopeSet, User, Username};
 use crate::grants::TokenService;
 use crate::keys::{KeyPolicy, KeyRing, KeyRingError, now_secs};
-use crate::storage::{self, ClientRepository, KeyRepository, StorageError};
+use crate::storage::{
+    self, ClientRepository, KeyRepository, StorageError, TokenRepository, UserRepository,
+};
+use crate::throttle::Throttle;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -39,6 +42,8 @@ pub enum StartupError {
 pub struct Services {
     pub db: DatabaseConnection,
     pub clients: ClientRepository,
+    pub users: UserRepository,
+    pub token_state: TokenRepository,
     pub keys: Arc<KeyRing>,
     pub tokens: Arc<TokenService>,
     pub secrets: Arc<SecretVerifier>,
@@ -62,16 +67,26 @@ impl Services {
                 .map_err(|e| StartupError::KeyEncryptionKey(e.to_string()))?,
         );
         bootstrap_clients(settings, &clients, &secrets).await?;
-        let tokens = Arc::new(TokenService::new(
-            clients.clone(),
-            secrets.clone(),
-            keys.clone(),
-            settings.issuer_str(),
-            settings.token_ttl_secs,
-        ));
+        let users = UserRepository::new(db.clone());
+        bootstrap_users(settings, &users, &secrets).await?;
+        let token_state = TokenRepository::new(db.clone());
+        let tokens = Arc::new(TokenService {
+            clients: clients.clone(),
+            users: users.clone(),
+            tokens: token_state.clone(),
+            secrets: secrets.clone(),
+            keys: keys.clone(),
+            signer: keys.clone(),
+            throttle: Arc::new(Throttle::new(settings.throttle.clone())),
+            issuer: settings.issuer_str(),
+            ttl_secs: settings.token_ttl_secs,
+            refresh_ttl_secs: settings.refresh_token_ttl_secs,
+        });
         Ok(Self {
             db,
             clients,
+            users,
+            token_state,
             keys,
             tokens,
             secrets,
@@ -87,6 +102,7 @@ impl Services {
             issuer: settings.issuer_str(),
             jwks_max_age_secs: settings.jwks_max_age_secs,
             max_body_bytes: settings.max_body_bytes,
+            trust_forwarded_for: settings.trust_forwarded_for,
         }
     }
 }
@@ -211,11 +227,62 @@ async fn bootstrap_clients(
     Ok(())
 }
 
+async fn bootstrap_users(
+    settings: &Settings,
+    users: &UserRepository,
+    secrets: &SecretVerifier,
+) -> Result<(), StartupError> {
+    for (i, entry) in settings.users.iter().enumerate() {
+        let invalid = |field: &str, reason: String| StartupError::Client {
+            key: format!("users[{i}].{field}"),
+            reason,
+        };
+        let username =
+            Username::parse(&entry.username).map_err(|e| invalid("username", e.to_string()))?;
+        let scopes = ScopeSet::parse(&entry.scopes.join(" "))
+            .map_err(|e| invalid("scopes", e.to_string()))?;
+        let password_hash = match entry.password(i)? {
+            ClientSecretSource::Hash(hash) if crypto::is_argon2id_hash(&hash) => hash,
+            ClientSecretSource::Hash(_) => {
+                return Err(invalid(
+                    "password_hash",
+                    "must be an argon2id PHC string".into(),
+                ));
+            }
+            ClientSecretSource::Inline(password) | ClientSecretSource::File(password) => {
+                let existing = users.find(&username).await?;
+                let matches = match &existing {
+                    Some(u) => secrets
+                        .verify(Some(&u.password_hash), &password)
+                        .await
+                        .unwrap_or(false),
+                    None => false,
+                };
+                match existing {
+                    Some(u) if matches => u.password_hash,
+                    _ => crypto::hash_secret(&password)
+                        .map_err(|e| invalid("password", e.to_string()))?,
+                }
+            }
+        };
+        let user = User {
+            username,
+            password_hash,
+            scopes,
+            active: entry.active,
+        };
+        users.upsert(&user, now_secs()).await?;
+        tracing::info!(username = %user.username, active = user.active, "bootstrap user ready");
+    }
+    Ok(())
+}
+
 pub struct Application {
     port: u16,
     acceptor: poem::listener::TcpAcceptor,
     app: poem::endpoint::BoxEndpoint<'static>,
     maintenance: tokio::task::JoinHandle<()>,
+    purge: tokio::task::JoinHandle<()>,
 }
 
 impl Application {
@@ -238,6 +305,7 @@ impl Application {
         let maintenance = services
             .keys
             .spawn_maintenance(Duration::from_secs(u64::from(settings.key_refresh_secs)));
+        let purge = spawn_purge(services.token_state.clone());
         let app = poem::EndpointExt::boxed(api::app(&services.app_state(&settings)));
         tracing::info!(port, issuer = %settings.issuer_str(), "auth-server listening");
         Ok(Self {
@@ -245,6 +313,7 @@ impl Application {
             acceptor,
             app,
             maintenance,
+            purge,
         })
     }
 
@@ -263,8 +332,24 @@ impl Application {
             .run_with_graceful_shutdown(self.app, shutdown, Some(Duration::from_secs(10)))
             .await;
         self.maintenance.abort();
+        self.purge.abort();
         result
     }
+}
+
+/// Deletes expired refresh tokens and stale access-token revocations every ten minutes.
+fn spawn_purge(tokens: TokenRepository) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(Duration::from_secs(600));
+        loop {
+            ticker.tick().await;
+            match tokens.purge_expired(now_secs()).await {
+                Ok(0) => {}
+                Ok(removed) => tracing::info!(removed, "purged expired token state"),
+                Err(err) => tracing::warn!(error = %err, "purging expired token state failed"),
+            }
+        }
+    })
 }
 
 async fn shutdown_signal() {

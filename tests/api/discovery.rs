@@ -145,7 +145,15 @@ async fn metadata_names_everything_a_client_discovers_under_the_issuer() {
     );
     assert_eq!(
         metadata["grant_types_supported"],
-        serde_json::json!(["client_credentials"])
+        serde_json::json!(["client_credentials", "password", "refresh_token"])
+    );
+    assert_eq!(
+        metadata["introspection_endpoint"],
+        format!("{issuer}/auth/introspect")
+    );
+    assert_eq!(
+        metadata["revocation_endpoint"],
+        format!("{issuer}/auth/revoke")
     );
     assert_eq!(
         metadata["token_endpoint_auth_methods_supported"],
@@ -153,7 +161,7 @@ async fn metadata_names_everything_a_client_discovers_under_the_issuer() {
     );
     assert_eq!(
         metadata["scopes_supported"],
-        serde_json::json!(["players:read", "players:write"])
+        serde_json::json!(["players:read", "players:write", "squad:admin"])
     );
     assert_eq!(metadata["response_types_supported"], serde_json::json!([]));
     assert_eq!(openid, metadata);

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use auth_server::Settings;
-use auth_server::config::BootstrapClient;
+use auth_server::config::{BootstrapClient, BootstrapUser};
 use base64::Engine as _;
 use serde_json::Value;
 use tokio::sync::oneshot;
@@ -15,6 +15,12 @@ pub const CLIENT_SECRET: &str = "dev-secret-change-me";
 /// A client that may only read: a valid token without `players:write`.
 pub const READER_ID: &str = "reader";
 pub const READER_SECRET: &str = "reader-secret";
+/// A first-party app allowed the password and refresh_token grants.
+pub const APP_ID: &str = "squad-app";
+pub const APP_SECRET: &str = "squad-app-secret";
+/// A user of the password grant.
+pub const USERNAME: &str = "lionel";
+pub const PASSWORD: &str = "campeones-2022";
 
 /// A database that exists for one test and is dropped with it.
 pub struct TestDb {
@@ -111,7 +117,8 @@ fn bootstrap(id: &str, secret: &str, scopes: &[&str], audiences: &[&str]) -> Boo
     }
 }
 
-/// Settings for a test server on `db`: port 0, the dev client and the reader client, and a
+/// Settings for a test server on `db`: port 0, the dev, reader and first-party app clients, one
+/// password-grant user, and a
 /// key-encryption key (PostgreSQL needs one; on SQLite it is kept beside the file otherwise).
 pub fn auth_settings(db: &TestDb, kek: &str) -> Settings {
     Settings {
@@ -131,7 +138,29 @@ pub fn auth_settings(db: &TestDb, kek: &str) -> Settings {
                 &["players:read"],
                 &["players-api"],
             ),
+            BootstrapClient {
+                grant_types: vec!["password".into(), "refresh_token".into()],
+                ..bootstrap(
+                    APP_ID,
+                    APP_SECRET,
+                    &["players:read", "players:write", "squad:admin"],
+                    &["players-api"],
+                )
+            },
         ],
+        users: vec![BootstrapUser {
+            username: USERNAME.into(),
+            password: Some(PASSWORD.into()),
+            password_file: None,
+            password_hash: None,
+            password_hash_file: None,
+            scopes: vec![
+                "players:read".into(),
+                "players:write".into(),
+                "profile".into(),
+            ],
+            active: true,
+        }],
         ..Settings::default()
     }
 }
@@ -286,6 +315,24 @@ pub fn decode_unverified(token: &str) -> (Value, Value) {
 
 /// Runs an `auth-server` CLI command in-process against `settings`' database; returns stdout.
 pub async fn cli(settings: &Settings, args: &[&str]) -> Result<String, String> {
+    cli_with_password(settings, args, "").await
+}
+
+/// Answers the CLI's password prompt with a fixed password.
+struct FixedPassword(String);
+
+impl auth_server::cli::PasswordSource for FixedPassword {
+    fn read_password(&mut self, _prompt: &str) -> std::io::Result<String> {
+        Ok(self.0.clone())
+    }
+}
+
+/// Like `cli`, typing `password` at the password prompt.
+pub async fn cli_with_password(
+    settings: &Settings,
+    args: &[&str],
+    password: &str,
+) -> Result<String, String> {
     use clap::Parser as _;
     let dir = std::env::temp_dir().join(format!("cli-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -295,7 +342,8 @@ pub async fn cli(settings: &Settings, args: &[&str]) -> Result<String, String> {
     argv.extend_from_slice(args);
     let cli = auth_server::cli::Cli::try_parse_from(argv).map_err(|e| e.to_string())?;
     let mut out = Vec::new();
-    let result = auth_server::cli::run(cli, &mut out).await;
+    let mut passwords = FixedPassword(password.to_owned());
+    let result = auth_server::cli::run(cli, &mut passwords, &mut out).await;
     let _ = std::fs::remove_dir_all(dir);
     result.map_err(|e| e.to_string())?;
     Ok(String::from_utf8(out).unwrap())

@@ -7,6 +7,7 @@ mod discovery;
 mod keys;
 mod spec;
 mod token;
+mod users;
 
 mod api_helpers;
 mod players;

@@ -466,7 +466,7 @@ async fn an_unsupported_grant_type_is_unsupported_grant_type() {
     for grant in [
         "authorization_code",
         "urn:ietf:params:oauth:grant-type:device_code",
-        "password",
+        "implicit",
     ] {
         let response = server
             .token_basic(CLIENT_ID, CLIENT_SECRET, &[("grant_type", grant)])

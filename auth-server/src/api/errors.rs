@@ -14,6 +14,8 @@ pub enum OAuthErrorCode {
     UnsupportedGrantType,
     InvalidScope,
     InvalidTarget,
+    /// Too many failed attempts (answered with 429 and `Retry-After`).
+    TemporarilyUnavailable,
     ServerError,
 }
 

@@ -1,7 +1,9 @@
 //! The HTTP layer (poem + poem-openapi): the only place that knows about HTTP.
 
+mod client_auth;
 mod errors;
 mod health;
+mod lifecycle;
 mod middleware;
 mod token;
 mod wellknown;
@@ -42,15 +44,22 @@ pub struct AppState {
     pub issuer: String,
     pub jwks_max_age_secs: u32,
     pub max_body_bytes: usize,
+    pub trust_forwarded_for: bool,
 }
 
-type Apis = (token::TokenApi, wellknown::WellKnownApi, health::HealthApi);
+type Apis = (
+    token::TokenApi,
+    lifecycle::LifecycleApi,
+    wellknown::WellKnownApi,
+    health::HealthApi,
+);
 
 fn openapi_service(apis: Apis, server: &str) -> OpenApiService<Apis, ()> {
     OpenApiService::new(apis, "auth-server", env!("CARGO_PKG_VERSION"))
         .description(
-            "OAuth 2.0 authorization server: client-credentials tokens as RFC 9068 JWTs, \
-             published keys (JWKS) and RFC 8414 metadata.",
+            "OAuth 2.0 authorization server: RFC 9068 JWT access tokens for the client-credentials \
+             and password grants, refresh tokens with rotation, introspection (RFC 7662), \
+             revocation (RFC 7009), published keys (JWKS) and RFC 8414 metadata.",
         )
         .server(server)
 }
@@ -73,6 +82,11 @@ fn apis(state: &AppState) -> Apis {
     (
         token::TokenApi {
             service: state.tokens.clone(),
+            trust_forwarded_for: state.trust_forwarded_for,
+        },
+        lifecycle::LifecycleApi {
+            service: state.tokens.clone(),
+            trust_forwarded_for: state.trust_forwarded_for,
         },
         wellknown::WellKnownApi {
             keys: state.keys.clone(),

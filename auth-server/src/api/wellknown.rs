@@ -47,13 +47,21 @@ pub struct ServerMetadata {
     pub issuer: String,
     pub token_endpoint: String,
     pub jwks_uri: String,
+    pub introspection_endpoint: String,
+    pub revocation_endpoint: String,
     pub grant_types_supported: Vec<String>,
     pub token_endpoint_auth_methods_supported: Vec<String>,
+    pub introspection_endpoint_auth_methods_supported: Vec<String>,
+    pub revocation_endpoint_auth_methods_supported: Vec<String>,
     /// Every scope some client may be granted.
     pub scopes_supported: Vec<String>,
     /// Empty: this server has no authorization endpoint.
     pub response_types_supported: Vec<String>,
     pub service_documentation: String,
+}
+
+fn auth_methods() -> Vec<String> {
+    vec!["client_secret_basic".into(), "client_secret_post".into()]
 }
 
 #[derive(ApiResponse)]
@@ -71,7 +79,7 @@ pub enum JwksResponse {
 pub enum MetadataResponse {
     #[oai(status = 200)]
     Ok(
-        Json<ServerMetadata>,
+        Json<Box<ServerMetadata>>,
         #[oai(header = "Cache-Control")] String,
     ),
     /// The client table could not be read.
@@ -106,19 +114,24 @@ impl WellKnownApi {
             });
         let issuer = &self.issuer;
         MetadataResponse::Ok(
-            Json(ServerMetadata {
+            Json(Box::new(ServerMetadata {
                 issuer: issuer.clone(),
                 token_endpoint: format!("{issuer}/auth/token"),
                 jwks_uri: format!("{issuer}/.well-known/jwks.json"),
-                grant_types_supported: vec!["client_credentials".into()],
-                token_endpoint_auth_methods_supported: vec![
-                    "client_secret_basic".into(),
-                    "client_secret_post".into(),
+                introspection_endpoint: format!("{issuer}/auth/introspect"),
+                revocation_endpoint: format!("{issuer}/auth/revoke"),
+                grant_types_supported: vec![
+                    "client_credentials".into(),
+                    "password".into(),
+                    "refresh_token".into(),
                 ],
+                token_endpoint_auth_methods_supported: auth_methods(),
+                introspection_endpoint_auth_methods_supported: auth_methods(),
+                revocation_endpoint_auth_methods_supported: auth_methods(),
                 scopes_supported: scopes.iter().map(|s| s.as_str().to_owned()).collect(),
                 response_types_supported: Vec::new(),
                 service_documentation: format!("{issuer}/docs"),
-            }),
+            })),
             format!("public, max-age={}", self.jwks_max_age_secs),
         )
     }

@@ -7,7 +7,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use josekit::jwe::{Dir, JweHeader};
 use josekit::jwk::{Jwk, KeyPair};
-use josekit::jws::{ES256, EdDSA, JwsHeader, JwsSigner, PS256, RS256};
+use josekit::jws::{ES256, EdDSA, JwsHeader, JwsSigner, JwsVerifier, PS256, RS256};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -218,6 +218,53 @@ impl UnsealedKey {
         josekit::jws::serialize_compact(&payload, &header, self.signer.as_ref())
             .map_err(KeyError::Sign)
     }
+}
+
+/// A published key's verifier, built once per key.
+#[derive(Debug)]
+pub struct PublicKey {
+    verifier: Box<dyn JwsVerifier>,
+}
+
+impl PublicKey {
+    pub fn open(kid: &str, alg: SigningAlgorithm, public_jwk: &str) -> Result<Self, KeyError> {
+        let corrupt = |e: josekit::JoseError| KeyError::Corrupt {
+            kid: kid.to_owned(),
+            reason: e.to_string(),
+        };
+        let jwk = Jwk::from_bytes(public_jwk.as_bytes()).map_err(corrupt)?;
+        let verifier: Box<dyn JwsVerifier> = match alg {
+            SigningAlgorithm::ES256 => Box::new(ES256.verifier_from_jwk(&jwk).map_err(corrupt)?),
+            SigningAlgorithm::EdDSA => Box::new(EdDSA.verifier_from_jwk(&jwk).map_err(corrupt)?),
+            SigningAlgorithm::RS256 => Box::new(RS256.verifier_from_jwk(&jwk).map_err(corrupt)?),
+            SigningAlgorithm::PS256 => Box::new(PS256.verifier_from_jwk(&jwk).map_err(corrupt)?),
+        };
+        Ok(Self { verifier })
+    }
+
+    pub fn verifier(&self) -> &dyn JwsVerifier {
+        self.verifier.as_ref()
+    }
+}
+
+/// Checks a compact JWS against the key its `kid` names (and only that key's algorithm) and
+/// returns the payload; `None` for anything that does not verify or is not `typ: at+jwt`.
+pub fn verify_compact<'a>(
+    token: &str,
+    key_for: impl Fn(&str) -> Option<&'a PublicKey>,
+) -> Option<Vec<u8>> {
+    if token.len() > 8 * 1024 {
+        return None;
+    }
+    let (payload, header) = josekit::jws::deserialize_compact_with_selector(token, |header| {
+        Ok(header
+            .key_id()
+            .and_then(&key_for)
+            .filter(|key| Some(key.verifier().algorithm().name()) == header.algorithm())
+            .map(PublicKey::verifier))
+    })
+    .ok()?;
+    (header.token_type() == Some("at+jwt")).then_some(payload)
 }
 
 /// What issues tokens: implemented by the key ring; tests may sign with a single key.

@@ -4,6 +4,7 @@ mod material;
 mod secret;
 
 pub use material::{
-    KeyEncryptionKey, KeyError, KeyMaterial, SigningAlgorithm, TokenSigner, UnsealedKey,
+    KeyEncryptionKey, KeyError, KeyMaterial, PublicKey, SigningAlgorithm, TokenSigner, UnsealedKey,
+    verify_compact,
 };
 pub use secret::{SecretError, SecretVerifier, generate_secret, hash_secret, is_argon2id_hash};

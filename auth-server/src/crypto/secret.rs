@@ -69,14 +69,34 @@ impl SecretVerifier {
     }
 
     /// Checks `presented` against `stored_hash`; `None` (unknown client) does the same work and
-    /// fails.
+    /// fails. A success is remembered (see the module comment).
     pub async fn verify(
         &self,
         stored_hash: Option<&str>,
         presented: &str,
     ) -> Result<bool, SecretError> {
+        self.check(stored_hash, presented, true).await
+    }
+
+    /// Like `verify`, but always pays the full argon2id cost, so its time says nothing about
+    /// the answer (the password grant, where a user may be disabled).
+    pub async fn verify_uncached(
+        &self,
+        stored_hash: Option<&str>,
+        presented: &str,
+    ) -> Result<bool, SecretError> {
+        self.check(stored_hash, presented, false).await
+    }
+
+    async fn check(
+        &self,
+        stored_hash: Option<&str>,
+        presented: &str,
+        use_cache: bool,
+    ) -> Result<bool, SecretError> {
+        let cache = self.cache.as_ref().filter(|_| use_cache);
         let digest = stored_hash.map(|hash| self.digest(hash, presented));
-        if let (Some(cache), Some(digest)) = (&self.cache, &digest)
+        if let (Some(cache), Some(digest)) = (cache, &digest)
             && cache.lock().expect("cache lock").contains(digest)
         {
             return Ok(true);
@@ -98,7 +118,7 @@ impl SecretVerifier {
         .map_err(|_| SecretError::Task)?;
 
         let verified = matches && stored_hash.is_some();
-        if verified && let (Some(cache), Some(digest)) = (&self.cache, digest) {
+        if verified && let (Some(cache), Some(digest)) = (cache, digest) {
             let mut cache = cache.lock().expect("cache lock");
             if cache.len() >= CACHE_CAPACITY {
                 cache.clear();
@@ -134,6 +154,18 @@ mod tests {
         );
         assert!(!verifier.verify(Some(&hash), "wrong").await.unwrap());
         assert!(!verifier.verify(None, "s3cret").await.unwrap());
+        assert!(
+            verifier
+                .verify_uncached(Some(&hash), "s3cret")
+                .await
+                .unwrap()
+        );
+        assert!(
+            !verifier
+                .verify_uncached(Some(&hash), "wrong")
+                .await
+                .unwrap()
+        );
     }
 
     #[tokio::test]

@@ -3,7 +3,9 @@
 mod client;
 mod scope;
 mod token;
+mod user;
 
 pub use client::{Audience, Client, ClientId, GrantType, InvalidName, NewClient};
 pub use scope::{InvalidScope, Scope, ScopeSet};
 pub use token::{AccessTokenClaims, TokenRequestTarget, choose_audience};
+pub use user::{User, Username};

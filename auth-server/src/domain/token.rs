@@ -1,12 +1,12 @@
 //! RFC 9068 access-token claims and the choice of the audience they are issued for.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::client::{Audience, Client, ClientId};
 use super::scope::ScopeSet;
 
 /// The claims of a JWT access token (RFC 9068 §2.2). Times are whole seconds since the epoch.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AccessTokenClaims {
     pub iss: String,
     pub sub: String,

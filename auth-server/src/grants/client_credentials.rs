@@ -1,4 +1,5 @@
-//! The client credentials grant (RFC 6749 §4.4): the client is the subject.
+//! The client credentials grant (RFC 6749 §4.4): the client is the subject. No refresh token
+//! (RFC 6749 §4.4.3): the client can always ask again.
 
 use super::{IssuedToken, TokenError, TokenParameters, TokenService, granted_scope};
 use crate::domain::{Client, choose_audience};
@@ -10,5 +11,5 @@ pub(super) fn issue(
 ) -> Result<IssuedToken, TokenError> {
     let scope = granted_scope(params.scope.as_deref(), &client.scopes)?;
     let audience = choose_audience(client, &params.target).ok_or(TokenError::InvalidTarget)?;
-    service.sign(client.id.as_str(), client, audience, scope)
+    service.sign(client.id.as_str(), client, &audience, scope)
 }

@@ -1,16 +1,30 @@
-//! Token issuance: client authentication, then one module per grant type. No web types here;
-//! `api::token` maps `TokenError` to the RFC 6749 §5.2 wire shape.
+//! Token issuance and the token lifecycle: client authentication (throttled), one module per
+//! grant type, introspection and revocation. No web types here; `api::token` maps the errors
+//! to the RFC 6749 §5.2 wire shape.
 
 mod client_credentials;
+mod introspection;
+mod password;
+mod refresh_token;
+mod revocation;
 
+use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine as _;
+use sha2::{Digest, Sha256};
+
+pub use introspection::Introspection;
+pub use revocation::RevokeError;
 
 use crate::crypto::{SecretVerifier, TokenSigner};
 use crate::domain::{
     AccessTokenClaims, Audience, Client, ClientId, GrantType, ScopeSet, TokenRequestTarget,
 };
-use crate::keys::now_secs;
-use crate::storage::ClientRepository;
+use crate::keys::{KeyRing, now_secs};
+use crate::storage::{ClientRepository, TokenRepository, UserRepository};
+use crate::throttle::{Throttle, ThrottleKey};
 
 /// How the client presented its credentials (RFC 6749 §2.3.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,12 +51,16 @@ impl std::fmt::Debug for ClientCredentials {
     }
 }
 
-/// The grant-specific part of a token request, already free of the wire format.
-#[derive(Debug, Clone, Default)]
+/// The grant-specific part of a token request, already free of the wire format. Never logged
+/// (it may hold a password or a refresh token).
+#[derive(Clone, Default)]
 pub struct TokenParameters {
     pub grant_type: String,
     pub scope: Option<String>,
     pub target: TokenRequestTarget,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub refresh_token: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -50,8 +68,7 @@ pub struct IssuedToken {
     pub access_token: String,
     pub expires_in: u32,
     pub scope: ScopeSet,
-    pub audience: Audience,
-    pub client_id: ClientId,
+    pub refresh_token: Option<String>,
 }
 
 /// Every way a token request can fail, in RFC 6749 §5.2 terms.
@@ -61,6 +78,8 @@ pub enum TokenError {
     InvalidRequest(String),
     #[error("invalid_client")]
     InvalidClient { method: Option<AuthMethod> },
+    #[error("invalid_grant: {0}")]
+    InvalidGrant(&'static str),
     #[error("unauthorized_client")]
     UnauthorizedClient(GrantType),
     #[error("unsupported_grant_type")]
@@ -69,46 +88,58 @@ pub enum TokenError {
     InvalidScope(String),
     #[error("invalid_target")]
     InvalidTarget,
+    /// Too many recent failures for this client, user or address.
+    #[error("throttled")]
+    Throttled { retry_after: Duration },
     /// Storage, hashing or signing failed; the cause is logged, never sent.
     #[error("server_error: {0}")]
     Internal(String),
 }
 
+impl TokenError {
+    fn internal(err: impl std::fmt::Display) -> Self {
+        Self::Internal(err.to_string())
+    }
+}
+
+/// Where a request came from, for throttling.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RequestSource {
+    pub address: Option<IpAddr>,
+}
+
+impl RequestSource {
+    fn key(&self) -> Option<ThrottleKey> {
+        self.address.map(ThrottleKey::Address)
+    }
+}
+
 pub struct TokenService {
-    clients: ClientRepository,
-    secrets: Arc<SecretVerifier>,
-    signer: Arc<dyn TokenSigner>,
-    issuer: String,
-    ttl_secs: u32,
+    pub(crate) clients: ClientRepository,
+    pub(crate) users: UserRepository,
+    pub(crate) tokens: TokenRepository,
+    pub(crate) secrets: Arc<SecretVerifier>,
+    pub(crate) keys: Arc<KeyRing>,
+    pub(crate) signer: Arc<dyn TokenSigner>,
+    pub(crate) throttle: Arc<Throttle>,
+    pub(crate) issuer: String,
+    pub(crate) ttl_secs: u32,
+    pub(crate) refresh_ttl_secs: u32,
 }
 
 impl TokenService {
-    pub fn new(
-        clients: ClientRepository,
-        secrets: Arc<SecretVerifier>,
-        signer: Arc<dyn TokenSigner>,
-        issuer: String,
-        ttl_secs: u32,
-    ) -> Self {
-        Self {
-            clients,
-            secrets,
-            signer,
-            issuer,
-            ttl_secs,
-        }
-    }
-
     /// Handles one token request.
     pub async fn issue(
         &self,
         credentials: Option<ClientCredentials>,
         params: TokenParameters,
+        source: RequestSource,
     ) -> Result<IssuedToken, TokenError> {
-        let credentials = credentials.ok_or(TokenError::InvalidClient { method: None })?;
-        let client = self.authenticate(&credentials).await?;
+        let client = self.authenticate(credentials, source).await?;
         let grant = match params.grant_type.as_str() {
             "client_credentials" => GrantType::ClientCredentials,
+            "password" => GrantType::Password,
+            "refresh_token" => GrantType::RefreshToken,
             _ => return Err(TokenError::UnsupportedGrantType),
         };
         if !client.may_use(grant) {
@@ -116,21 +147,31 @@ impl TokenService {
         }
         match grant {
             GrantType::ClientCredentials => client_credentials::issue(self, &client, &params),
-            GrantType::Password | GrantType::RefreshToken => Err(TokenError::UnsupportedGrantType),
+            GrantType::Password => password::issue(self, &client, &params, source).await,
+            GrantType::RefreshToken => refresh_token::issue(self, &client, &params).await,
         }
     }
 
-    /// Same work for an unknown client as for a wrong secret: no timing oracle on client ids.
-    async fn authenticate(&self, credentials: &ClientCredentials) -> Result<Client, TokenError> {
-        let invalid = || TokenError::InvalidClient {
-            method: Some(credentials.method),
-        };
+    /// Authenticates a client, throttling failures per client id and source address. An
+    /// unknown client costs the same work as a wrong secret: no timing oracle on client ids.
+    pub async fn authenticate(
+        &self,
+        credentials: Option<ClientCredentials>,
+        source: RequestSource,
+    ) -> Result<Client, TokenError> {
+        let credentials = credentials.ok_or(TokenError::InvalidClient { method: None })?;
+        let keys: Vec<ThrottleKey> = [
+            Some(ThrottleKey::Client(credentials.client_id.clone())),
+            source.key(),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        self.throttle
+            .check(&keys)
+            .map_err(|retry_after| TokenError::Throttled { retry_after })?;
         let client = match ClientId::parse(&credentials.client_id) {
-            Ok(id) => self
-                .clients
-                .find(&id)
-                .await
-                .map_err(|e| TokenError::Internal(e.to_string()))?,
+            Ok(id) => self.clients.find(&id).await.map_err(TokenError::internal)?,
             Err(_) => None,
         };
         let verified = self
@@ -140,10 +181,22 @@ impl TokenService {
                 &credentials.client_secret,
             )
             .await
-            .map_err(|e| TokenError::Internal(e.to_string()))?;
+            .map_err(TokenError::internal)?;
         match client {
-            Some(client) if verified => Ok(client),
-            _ => Err(invalid()),
+            Some(client) if verified => {
+                self.throttle.record_success(&keys[0]);
+                Ok(client)
+            }
+            _ => {
+                self.throttle.record_failure(&keys);
+                tracing::debug!(
+                    client_id = credentials.client_id,
+                    "client authentication failed"
+                );
+                Err(TokenError::InvalidClient {
+                    method: Some(credentials.method),
+                })
+            }
         }
     }
 
@@ -151,30 +204,48 @@ impl TokenService {
         &self,
         subject: &str,
         client: &Client,
-        audience: Audience,
+        audience: &Audience,
         scope: ScopeSet,
     ) -> Result<IssuedToken, TokenError> {
         let claims = AccessTokenClaims::new(
             &self.issuer,
             subject,
-            &audience,
+            audience,
             &client.id,
             &scope,
             now_secs(),
             i64::from(self.ttl_secs),
             uuid::Uuid::new_v4().to_string(),
         );
-        let access_token = self
-            .signer
-            .sign(&claims)
-            .map_err(|e| TokenError::Internal(e.to_string()))?;
+        let access_token = self.signer.sign(&claims).map_err(TokenError::internal)?;
         Ok(IssuedToken {
             access_token,
             expires_in: self.ttl_secs,
             scope,
-            audience,
-            client_id: client.id.clone(),
+            refresh_token: None,
         })
+    }
+
+    /// An access token this server issued, still within its lifetime and not revoked.
+    async fn live_access_token(
+        &self,
+        token: &str,
+    ) -> Result<Option<AccessTokenClaims>, TokenError> {
+        let Some(claims) = self.keys.verify(token) else {
+            return Ok(None);
+        };
+        if claims.iss != self.issuer || claims.exp <= now_secs() {
+            return Ok(None);
+        }
+        if self
+            .tokens
+            .is_access_revoked(&claims.jti)
+            .await
+            .map_err(TokenError::internal)?
+        {
+            return Ok(None);
+        }
+        Ok(Some(claims))
     }
 }
 
@@ -191,10 +262,26 @@ pub fn granted_scope(requested: Option<&str>, allowed: &ScopeSet) -> Result<Scop
     }
     if !requested.is_subset_of(allowed) {
         return Err(TokenError::InvalidScope(
-            "the requested scope exceeds what this client may have".into(),
+            "the requested scope exceeds what may be granted".into(),
         ));
     }
     Ok(requested)
+}
+
+/// A new opaque refresh token (32 random bytes, base64url) and the hash it is stored under.
+fn new_refresh_token() -> (String, String) {
+    let bytes: [u8; 32] = rand::random();
+    let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+    let hash = refresh_token_hash(&token);
+    (token, hash)
+}
+
+/// Refresh tokens carry 256 random bits, so a plain SHA-256 is enough to store them safely.
+fn refresh_token_hash(token: &str) -> String {
+    Sha256::digest(token.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 #[cfg(test)]
@@ -225,5 +312,16 @@ mod tests {
             granted_scope(Some("a\""), &allowed),
             Err(TokenError::InvalidScope(_))
         ));
+    }
+
+    #[test]
+    fn refresh_tokens_are_random_and_stored_by_hash_only() {
+        let (a, hash_a) = new_refresh_token();
+        let (b, _) = new_refresh_token();
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 43);
+        assert_eq!(hash_a, refresh_token_hash(&a));
+        assert_eq!(hash_a.len(), 64);
+        assert!(!hash_a.contains(&a));
     }
 }

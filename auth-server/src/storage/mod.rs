@@ -4,6 +4,8 @@ mod clients;
 pub mod entities;
 mod keys;
 pub mod migrations;
+mod tokens;
+mod users;
 
 use std::time::Duration;
 
@@ -12,6 +14,8 @@ use sea_orm_migration::MigratorTrait;
 
 pub use clients::ClientRepository;
 pub use keys::{KeyRecord, KeyRepository, KeyState};
+pub use tokens::{Exchange, RefreshTokenRecord, TokenRepository};
+pub use users::UserRepository;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {

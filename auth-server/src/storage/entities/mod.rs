@@ -1,4 +1,7 @@
 //! sea-orm entities. Times are whole seconds since the Unix epoch (BIGINT on both backends).
 
 pub mod client;
+pub mod refresh_token;
+pub mod revoked_access_token;
 pub mod signing_key;
+pub mod user;

@@ -4,6 +4,8 @@ use sea_orm_migration::prelude::*;
 
 mod m20261122_000001_create_clients;
 mod m20261122_000002_create_signing_keys;
+mod m20261122_000003_create_users;
+mod m20261122_000004_create_token_state;
 
 pub struct Migrator;
 
@@ -13,6 +15,8 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261122_000001_create_clients::Migration),
             Box::new(m20261122_000002_create_signing_keys::Migration),
+            Box::new(m20261122_000003_create_users::Migration),
+            Box::new(m20261122_000004_create_token_state::Migration),
         ]
     }
 }
