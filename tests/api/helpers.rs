@@ -66,10 +66,6 @@ impl TestDb {
             }
         }
     }
-
-    pub fn is_postgres(&self) -> bool {
-        matches!(self.cleanup, Cleanup::Postgres { .. })
-    }
 }
 
 impl Drop for TestDb {
@@ -181,7 +177,6 @@ fn rand_bytes() -> [u8; 32] {
 pub struct AuthServer {
     /// `http://127.0.0.1:PORT`
     pub address: String,
-    pub port: u16,
     pub settings: Settings,
     pub http: reqwest::Client,
     stop: Option<oneshot::Sender<()>>,
@@ -202,7 +197,6 @@ impl AuthServer {
         }));
         AuthServer {
             address,
-            port,
             settings,
             http: reqwest::Client::new(),
             stop: Some(stop),

@@ -18,3 +18,14 @@ async fn the_committed_auth_server_spec_matches_the_code() {
         "openapi/auth-server.json is stale: run `make openapi` and commit the result"
     );
 }
+
+#[tokio::test]
+async fn the_committed_resource_api_spec_matches_the_code() {
+    let generated = resource_api::api::spec_document(&resource_api::Settings::default()).unwrap();
+    let generated: serde_json::Value = serde_json::from_str(&generated).unwrap();
+
+    assert!(
+        generated == committed("resource-api.json"),
+        "openapi/resource-api.json is stale: run `make openapi` and commit the result"
+    );
+}

@@ -1,0 +1,3 @@
+//! sea-orm entities: the tables as the repositories see them.
+
+pub mod player;
