@@ -4,7 +4,7 @@ CARGO ?= cargo
 PG_URL ?= postgres://postgres@127.0.0.1:5432/test
 DEV := deploy/dev
 
-.PHONY: run build test test-postgres test-gateway lint fmt openapi bench clean
+.PHONY: run build test test-postgres test-gateway test-contract lint fmt openapi bench clean
 
 ## run: start the auth-server (:9000) and the resource-api (:9001) on embedded SQLite
 run: build
@@ -42,6 +42,10 @@ openapi: build
 ## bench: release binaries, loopback load, a peer side by side; writes bench/results.md
 bench:
 	bash bench/run.sh
+
+## test-contract: generated TypeScript and Python SDKs, newman and schemathesis against the live services
+test-contract:
+	bash tests/contract/run.sh
 
 ## test-gateway: PostgreSQL + two auth-servers + two APIs behind nginx, through the gateway only
 test-gateway:
