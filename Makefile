@@ -11,10 +11,10 @@ run: build
 	@mkdir -p data
 	@echo "auth-server  http://localhost:9000  (docs: /docs)"
 	@echo "resource-api http://localhost:9001  (docs: /docs)"
-	@trap 'kill 0' INT TERM EXIT; \
+	@trap 'kill $$(jobs -p) 2>/dev/null; wait' INT TERM EXIT; \
 	  ./target/debug/auth-server --config $(DEV)/auth-server.toml & \
 	  ./target/debug/resource-api --config $(DEV)/resource-api.toml & \
-	  wait
+	  wait -n
 
 build:
 	$(CARGO) build --workspace --bins
