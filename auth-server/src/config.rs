@@ -25,6 +25,8 @@ pub struct Settings {
     pub issuer: Url,
     /// `sqlite://path?mode=rwc` or `postgres://…`.
     pub database_url: String,
+    /// A file holding the database URL (a mounted secret); wins over `database_url`.
+    pub database_url_file: Option<PathBuf>,
     pub token_ttl_secs: u32,
     pub signing_alg: SigningAlgorithm,
     /// Base64 of 32 random bytes that encrypts private keys at rest. Without it, a SQLite
@@ -110,6 +112,7 @@ impl Default for Settings {
             bind: SocketAddr::from(([127, 0, 0, 1], 9000)),
             issuer: Url::parse("http://localhost:9000").expect("static URL"),
             database_url: "sqlite://data/auth-server.sqlite?mode=rwc".to_owned(),
+            database_url_file: None,
             token_ttl_secs: 3600,
             signing_alg: SigningAlgorithm::ES256,
             key_encryption_key: None,
@@ -149,6 +152,60 @@ impl From<figment::Error> for ConfigError {
     }
 }
 
+/// The top-level keys, as `AUTH_<KEY>` environment variables may name them.
+const KEYS: &[&str] = &[
+    "bind",
+    "issuer",
+    "database_url",
+    "database_url_file",
+    "token_ttl_secs",
+    "signing_alg",
+    "key_encryption_key",
+    "key_encryption_key_file",
+    "jwks_max_age_secs",
+    "key_publish_ahead_secs",
+    "key_rotation_days",
+    "key_refresh_secs",
+    "verified_secret_cache",
+    "max_body_bytes",
+    "refresh_token_ttl_secs",
+    "trust_forwarded_for",
+    "throttle",
+    "clients",
+    "users",
+];
+
+fn is_known(env_key: &str) -> bool {
+    let top = env_key
+        .split("__")
+        .next()
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    KEYS.contains(&top.as_str())
+}
+
+/// `AUTH_*` variables naming a known key. Others are ignored with a warning rather than
+/// refused, because platforms set variables of their own under the same prefix (Kubernetes
+/// injects `AUTH_SERVER_PORT=tcp://…` for a Service named `auth-server`). A TOML file stays
+/// strict: an unknown key there is a typo.
+fn environment() -> Env {
+    for (name, _) in std::env::vars_os() {
+        let Some(name) = name.to_str() else { continue };
+        if let Some(key) = name.strip_prefix("AUTH_")
+            && key != "CONFIG"
+            && !is_known(key)
+        {
+            tracing::warn!(
+                variable = name,
+                "ignoring an environment variable that names no setting"
+            );
+        }
+    }
+    Env::prefixed("AUTH_")
+        .filter(|key| is_known(key.as_str()))
+        .split("__")
+}
+
 fn invalid(key: impl Into<String>, reason: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
         key: key.into(),
@@ -170,8 +227,18 @@ impl Settings {
             }
             figment = figment.merge(Toml::file_exact(file));
         }
-        figment = figment.merge(Env::prefixed("AUTH_").split("__").ignore(&["CONFIG"]));
-        let settings: Settings = figment.extract()?;
+        figment = figment.merge(environment());
+        let mut settings: Settings = figment.extract()?;
+        if let Some(path) = settings.database_url_file.take() {
+            settings.database_url = std::fs::read_to_string(&path)
+                .map_err(|source| ConfigError::File {
+                    key: "database_url_file".into(),
+                    path: path.clone(),
+                    source,
+                })?
+                .trim()
+                .to_owned();
+        }
         settings.validate()?;
         Ok(settings)
     }
@@ -385,6 +452,7 @@ fn either_or_file(
 }
 
 #[cfg(test)]
+#[allow(clippy::result_large_err)] // figment's `Jail` closures must return `figment::Error`
 mod tests {
     use super::*;
 
@@ -394,6 +462,44 @@ mod tests {
             .extract()?;
         settings.validate()?;
         Ok(settings)
+    }
+
+    #[test]
+    fn every_setting_can_be_named_by_an_environment_variable() {
+        // serde lists the expected fields when it meets an unknown one.
+        let err = Figment::from(Serialized::defaults(Settings::default()))
+            .merge(Toml::string("__probe__ = 1"))
+            .extract::<Settings>()
+            .unwrap_err();
+        let figment::error::Kind::UnknownField(_, expected) = err.kind else {
+            panic!("{err}");
+        };
+        assert_eq!(expected, KEYS);
+    }
+
+    #[test]
+    fn environment_variables_set_keys_and_unknown_ones_are_ignored() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("AUTH_TOKEN_TTL_SECS", "120");
+            jail.set_env("AUTH_THROTTLE__MAX_FAILURES", "9");
+            jail.set_env("AUTH_SERVER_PORT", "tcp://10.0.0.1:9000");
+            jail.set_env("AUTH_SERVER_SERVICE_HOST", "10.0.0.1");
+            let settings = Settings::load(None).map_err(|e| e.to_string())?;
+            assert_eq!(settings.token_ttl_secs, 120);
+            assert_eq!(settings.throttle.max_failures, 9);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn the_database_url_may_come_from_a_file() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("db-url", "postgres://u:p@db/auth\n")?;
+            jail.set_env("AUTH_DATABASE_URL_FILE", "db-url");
+            let settings = Settings::load(None).map_err(|e| e.to_string())?;
+            assert_eq!(settings.database_url, "postgres://u:p@db/auth");
+            Ok(())
+        });
     }
 
     #[test]

@@ -79,6 +79,51 @@ pub enum ConfigError {
     Invalid { key: &'static str, reason: String },
 }
 
+/// The top-level keys, as `API_<KEY>` environment variables may name them.
+const KEYS: &[&str] = &[
+    "bind",
+    "issuer",
+    "audience",
+    "jwks_url",
+    "database_url",
+    "database_url_file",
+    "leeway_secs",
+    "jwks_cooldown_secs",
+    "jwks_timeout_secs",
+    "max_body_bytes",
+    "log_format",
+];
+
+fn is_known(env_key: &str) -> bool {
+    let top = env_key
+        .split("__")
+        .next()
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    KEYS.contains(&top.as_str())
+}
+
+/// `API_*` variables naming a known key. Others are ignored with a warning rather than refused:
+/// platforms set variables of their own under the same prefix (Kubernetes injects
+/// `API_PORT=tcp://…` for a Service named `api`). A TOML file stays strict.
+fn environment() -> Env {
+    for (name, _) in std::env::vars_os() {
+        let Some(name) = name.to_str() else { continue };
+        if let Some(key) = name.strip_prefix("API_")
+            && key != "CONFIG"
+            && !is_known(key)
+        {
+            tracing::warn!(
+                variable = name,
+                "ignoring an environment variable that names no setting"
+            );
+        }
+    }
+    Env::prefixed("API_")
+        .filter(|key| is_known(key.as_str()))
+        .split("__")
+}
+
 impl Settings {
     /// Reads the layers; `file` is `--config` (else `API_CONFIG`, read by the CLI).
     pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
@@ -89,7 +134,7 @@ impl Settings {
             }
             figment = figment.merge(Toml::file_exact(file));
         }
-        figment = figment.merge(Env::prefixed("API_").ignore(&["CONFIG"]).split("__"));
+        figment = figment.merge(environment());
         let mut settings: Settings = figment.extract().map_err(Box::new)?;
         if let Some(path) = settings.database_url_file.take() {
             settings.database_url = std::fs::read_to_string(&path)
@@ -164,6 +209,30 @@ mod tests {
     use figment::Jail;
 
     use super::*;
+
+    #[test]
+    fn every_setting_can_be_named_by_an_environment_variable() {
+        // serde lists the expected fields when it meets an unknown one.
+        let err = Figment::from(Serialized::defaults(Settings::default()))
+            .merge(Toml::string("__probe__ = 1"))
+            .extract::<Settings>()
+            .unwrap_err();
+        let figment::error::Kind::UnknownField(_, expected) = err.kind else {
+            panic!("{err}");
+        };
+        assert_eq!(expected, KEYS);
+    }
+
+    #[test]
+    fn platform_variables_under_the_prefix_are_ignored() {
+        Jail::expect_with(|jail| {
+            jail.set_env("API_AUDIENCE", "scouting-api");
+            jail.set_env("API_PORT", "tcp://10.0.0.2:9001");
+            let settings = Settings::load(None).unwrap();
+            assert_eq!(settings.audience, "scouting-api");
+            Ok(())
+        });
+    }
 
     #[test]
     fn defaults_match_the_contract() {
