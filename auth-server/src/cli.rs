@@ -10,7 +10,7 @@ use crate::config::Settings;
 use crate::crypto;
 use crate::domain::{Audience, ClientId, GrantType, NewClient, ScopeSet, User, Username};
 use crate::keys::now_secs;
-use crate::startup::{Application, Services};
+use crate::startup::{Application, Bootstrap, Services};
 use crate::storage::StorageError;
 
 #[derive(Debug, Parser)]
@@ -143,7 +143,9 @@ pub async fn run(
             database_url: "sqlite::memory:".into(),
             ..Settings::default()
         };
-        let services = Services::build(&settings).await.map_err(fail)?;
+        let services = Services::build(&settings, Bootstrap::Skip)
+            .await
+            .map_err(fail)?;
         writeln!(
             out,
             "{}",
@@ -165,12 +167,26 @@ pub async fn run(
     }
 }
 
+/// A client or user declared in the configuration is managed there: the server re-applies it
+/// at every start, so a CLI change would silently come undone.
+fn managed_in_config(what: &str, name: &str, index: Option<usize>) -> Result<(), CliError> {
+    match index {
+        Some(i) => Err(CliError(format!(
+            "{what} {name} is managed by the configuration file ({what}s[{i}]); change it there \
+             and restart, or remove it from the file to manage it here"
+        ))),
+        None => Ok(()),
+    }
+}
+
 async fn clients(
     settings: &Settings,
     command: ClientsCommand,
     out: &mut dyn Write,
 ) -> Result<(), CliError> {
-    let services = Services::build(settings).await.map_err(fail)?;
+    let services = Services::build(settings, Bootstrap::Skip)
+        .await
+        .map_err(fail)?;
     let repo = &services.clients;
     match command {
         ClientsCommand::Add(add) => {
@@ -230,6 +246,7 @@ async fn clients(
         }
         ClientsCommand::Remove { client_id } => {
             let id = ClientId::parse(&client_id).map_err(fail)?;
+            managed_in_config("client", id.as_str(), client_index(settings, &id))?;
             if !repo.remove(&id).await.map_err(fail)? {
                 return Err(CliError(format!("no client {id}")));
             }
@@ -237,6 +254,7 @@ async fn clients(
         }
         ClientsCommand::RotateSecret { client_id } => {
             let id = ClientId::parse(&client_id).map_err(fail)?;
+            managed_in_config("client", id.as_str(), client_index(settings, &id))?;
             let secret = crypto::generate_secret();
             let hash = crypto::hash_secret(&secret).map_err(fail)?;
             if !repo
@@ -260,7 +278,9 @@ async fn users(
     passwords: &mut dyn PasswordSource,
     out: &mut dyn Write,
 ) -> Result<(), CliError> {
-    let services = Services::build(settings).await.map_err(fail)?;
+    let services = Services::build(settings, Bootstrap::Skip)
+        .await
+        .map_err(fail)?;
     let repo = &services.users;
     let now = now_secs();
     match command {
@@ -297,6 +317,7 @@ async fn users(
         }
         UsersCommand::Disable { username } => {
             let name = Username::parse(&username).map_err(fail)?;
+            managed_in_config("user", name.as_str(), user_index(settings, &name))?;
             if !repo.set_active(&name, false, now).await.map_err(fail)? {
                 return Err(CliError(format!("no user {name}")));
             }
@@ -313,6 +334,7 @@ async fn users(
         }
         UsersCommand::Enable { username } => {
             let name = Username::parse(&username).map_err(fail)?;
+            managed_in_config("user", name.as_str(), user_index(settings, &name))?;
             if !repo.set_active(&name, true, now).await.map_err(fail)? {
                 return Err(CliError(format!("no user {name}")));
             }
@@ -320,6 +342,7 @@ async fn users(
         }
         UsersCommand::Remove { username } => {
             let name = Username::parse(&username).map_err(fail)?;
+            managed_in_config("user", name.as_str(), user_index(settings, &name))?;
             services
                 .token_state
                 .revoke_user(name.as_str(), now)
@@ -334,12 +357,28 @@ async fn users(
     Ok(())
 }
 
+fn client_index(settings: &Settings, id: &ClientId) -> Option<usize> {
+    settings
+        .clients
+        .iter()
+        .position(|c| c.client_id == id.as_str())
+}
+
+fn user_index(settings: &Settings, name: &Username) -> Option<usize> {
+    settings
+        .users
+        .iter()
+        .position(|u| u.username == name.as_str())
+}
+
 async fn keys(
     settings: &Settings,
     command: KeysCommand,
     out: &mut dyn Write,
 ) -> Result<(), CliError> {
-    let services = Services::build(settings).await.map_err(fail)?;
+    let services = Services::build(settings, Bootstrap::Skip)
+        .await
+        .map_err(fail)?;
     match command {
         KeysCommand::List => {
             writeln!(

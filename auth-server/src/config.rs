@@ -44,8 +44,10 @@ pub struct Settings {
     pub verified_secret_cache: bool,
     /// Largest request body accepted, in bytes.
     pub max_body_bytes: usize,
-    /// Lifetime of a refresh token; each refresh issues a new one with a new lifetime.
+    /// Lifetime of a refresh token; each refresh issues a new one with a new lifetime...
     pub refresh_token_ttl_secs: u32,
+    /// ...but a chain of refreshes from one login ends this long after the login.
+    pub refresh_chain_max_secs: u32,
     /// Take the client address for throttling from the last `X-Forwarded-For` entry (set it
     /// only behind a proxy that appends to that header, such as the nginx gateway).
     pub trust_forwarded_for: bool,
@@ -124,6 +126,7 @@ impl Default for Settings {
             verified_secret_cache: true,
             max_body_bytes: 16 * 1024,
             refresh_token_ttl_secs: 14 * 86_400,
+            refresh_chain_max_secs: 90 * 86_400,
             trust_forwarded_for: false,
             throttle: ThrottleSettings::default(),
             clients: Vec::new(),
@@ -169,6 +172,7 @@ const KEYS: &[&str] = &[
     "verified_secret_cache",
     "max_body_bytes",
     "refresh_token_ttl_secs",
+    "refresh_chain_max_secs",
     "trust_forwarded_for",
     "throttle",
     "clients",
@@ -265,6 +269,13 @@ impl Settings {
         if !(1..=3600).contains(&self.key_refresh_secs) {
             return Err(invalid("key_refresh_secs", "must be between 1 and 3600"));
         }
+        if self.key_refresh_secs > self.jwks_max_age_secs {
+            return Err(invalid(
+                "key_refresh_secs",
+                "must not exceed jwks_max_age_secs (instances must see a rotation before \
+                 resource servers need the new key)",
+            ));
+        }
         if !(1024..=1024 * 1024).contains(&self.max_body_bytes) {
             return Err(invalid(
                 "max_body_bytes",
@@ -284,6 +295,12 @@ impl Settings {
             return Err(invalid(
                 "refresh_token_ttl_secs",
                 "must be between 60 and 31536000",
+            ));
+        }
+        if self.refresh_chain_max_secs < self.refresh_token_ttl_secs {
+            return Err(invalid(
+                "refresh_chain_max_secs",
+                "must be at least refresh_token_ttl_secs",
             ));
         }
         let t = &self.throttle;

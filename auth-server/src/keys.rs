@@ -21,6 +21,8 @@ pub enum KeyRingError {
     Key(#[from] KeyError),
     #[error("no active signing key")]
     NoActiveKey,
+    #[error("a rotation is already pending; it activates on its own (or use --now)")]
+    AlreadyPending,
 }
 
 /// How keys are made and rotated.
@@ -31,10 +33,15 @@ pub struct KeyPolicy {
     pub rotation_secs: i64,
     /// A retired key stays published this long (the longest a token it signed can live).
     pub retired_grace_secs: i64,
+    /// An instance that could not re-read the keys for this long stops signing: another
+    /// instance may have retired its key, which would then be removed under it.
+    pub stale_after: Duration,
 }
 
 #[derive(Default)]
 struct Snapshot {
+    /// When the key table was last read successfully.
+    loaded_at: Option<std::time::Instant>,
     active: Option<Arc<UnsealedKey>>,
     /// Verifiers of every published key, by kid.
     public: HashMap<String, Arc<PublicKey>>,
@@ -84,7 +91,7 @@ impl KeyRing {
         match active {
             None => {
                 let material = self.generate()?;
-                match self.repo.insert_active(&material, now).await {
+                match self.repo.insert_first_active(&material, now).await {
                     Ok(()) => {
                         tracing::info!(kid = material.kid, alg = %material.alg, "created the first signing key")
                     }
@@ -100,8 +107,12 @@ impl KeyRing {
                     <= now;
                 let has_pending = keys.iter().any(|k| k.state == KeyState::Pending);
                 if due_for_rotation && !has_pending {
-                    let kid = self.schedule_rotation(now).await?;
-                    tracing::info!(kid, "scheduled the periodic key rotation");
+                    match self.schedule_rotation(now).await {
+                        Ok(kid) => tracing::info!(kid, "scheduled the periodic key rotation"),
+                        // Another instance scheduled it first.
+                        Err(KeyRingError::AlreadyPending) => {}
+                        Err(err) => return Err(err),
+                    }
                     keys = self.repo.list().await?;
                 }
             }
@@ -142,8 +153,19 @@ impl KeyRing {
         self.current().jwks.clone()
     }
 
+    /// The active kid, if the keys are loaded and fresh (see `KeyPolicy::stale_after`).
     pub fn active_kid(&self) -> Option<String> {
-        self.current().active.as_ref().map(|k| k.kid.clone())
+        let snapshot = self.current();
+        if !self.is_fresh(&snapshot) {
+            return None;
+        }
+        snapshot.active.as_ref().map(|k| k.kid.clone())
+    }
+
+    fn is_fresh(&self, snapshot: &Snapshot) -> bool {
+        snapshot
+            .loaded_at
+            .is_some_and(|t| t.elapsed() <= self.policy.stale_after)
     }
 
     /// Runs `maintain` every `every` until the returned task is aborted.
@@ -168,10 +190,15 @@ impl KeyRing {
 
     async fn schedule_rotation(&self, now: i64) -> Result<String, KeyRingError> {
         let material = self.generate()?;
-        self.repo
-            .insert_pending(&material, now, now + self.policy.publish_ahead_secs)
-            .await?;
-        Ok(material.kid)
+        match self
+            .repo
+            .insert_pending_once(&material, now, now + self.policy.publish_ahead_secs)
+            .await
+        {
+            Ok(()) => Ok(material.kid),
+            Err(StorageError::Conflict) => Err(KeyRingError::AlreadyPending),
+            Err(err) => Err(err.into()),
+        }
     }
 
     fn current(&self) -> Arc<Snapshot> {
@@ -212,6 +239,7 @@ impl KeyRing {
             Arc::new(jwks)
         };
         *self.snapshot.write().expect("key snapshot lock") = Arc::new(Snapshot {
+            loaded_at: Some(std::time::Instant::now()),
             active,
             public,
             jwks,
@@ -233,6 +261,14 @@ impl KeyRing {
 impl TokenSigner for KeyRing {
     fn sign(&self, claims: &AccessTokenClaims) -> Result<String, KeyError> {
         let snapshot = self.current();
+        if !self.is_fresh(&snapshot) {
+            return Err(KeyError::Corrupt {
+                kid: String::new(),
+                reason: "the key table could not be read recently; not signing with a key \
+                         that may have been retired"
+                    .into(),
+            });
+        }
         let key = snapshot.active.as_ref().ok_or_else(|| KeyError::Corrupt {
             kid: String::new(),
             reason: KeyRingError::NoActiveKey.to_string(),

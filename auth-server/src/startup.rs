@@ -38,6 +38,15 @@ pub enum StartupError {
     },
 }
 
+/// Whether building the services applies the configuration's `[[clients]]` and `[[users]]`.
+/// Only the server does: the configuration is authoritative for those entries at every start,
+/// and the CLI refuses to change them (a change would be undone by the next start).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bootstrap {
+    Apply,
+    Skip,
+}
+
 /// Everything the server runs on, shared by the HTTP layer and the CLI.
 pub struct Services {
     pub db: DatabaseConnection,
@@ -50,15 +59,23 @@ pub struct Services {
 }
 
 impl Services {
-    /// Connects, migrates, loads (or creates) the keys and applies the bootstrap clients.
-    pub async fn build(settings: &Settings) -> Result<Self, StartupError> {
+    /// Connects, migrates and loads (or creates) the keys; with `Bootstrap::Apply` (the server
+    /// at start-up) also applies the configuration's clients and users.
+    pub async fn build(settings: &Settings, bootstrap: Bootstrap) -> Result<Self, StartupError> {
         let db = storage::connect(&settings.database_url).await?;
         let kek = key_encryption_key(settings)?;
         let policy = KeyPolicy {
             alg: settings.signing_alg,
             publish_ahead_secs: i64::from(settings.publish_ahead_secs()),
             rotation_secs: i64::from(settings.key_rotation_days) * 86_400,
-            retired_grace_secs: i64::from(settings.token_ttl_secs) + 60,
+            // Until every token the key signed has expired everywhere: its lifetime, plus how
+            // long other instances may still sign with it (until their next refresh), plus
+            // resource servers' clock leeway and JWKS caching.
+            retired_grace_secs: i64::from(settings.token_ttl_secs)
+                + i64::from(settings.key_refresh_secs)
+                + i64::from(settings.jwks_max_age_secs)
+                + 60,
+            stale_after: Duration::from_secs(u64::from(settings.key_refresh_secs * 5).max(60)),
         };
         let keys = Arc::new(KeyRing::open(KeyRepository::new(db.clone()), kek, policy).await?);
         let clients = ClientRepository::new(db.clone());
@@ -66,9 +83,11 @@ impl Services {
             SecretVerifier::new(settings.verified_secret_cache)
                 .map_err(|e| StartupError::KeyEncryptionKey(e.to_string()))?,
         );
-        bootstrap_clients(settings, &clients, &secrets).await?;
         let users = UserRepository::new(db.clone());
-        bootstrap_users(settings, &users, &secrets).await?;
+        if bootstrap == Bootstrap::Apply {
+            bootstrap_clients(settings, &clients, &secrets).await?;
+            bootstrap_users(settings, &users, &secrets).await?;
+        }
         let token_state = TokenRepository::new(db.clone());
         let tokens = Arc::new(TokenService {
             clients: clients.clone(),
@@ -81,6 +100,7 @@ impl Services {
             issuer: settings.issuer_str(),
             ttl_secs: settings.token_ttl_secs,
             refresh_ttl_secs: settings.refresh_token_ttl_secs,
+            refresh_chain_max_secs: settings.refresh_chain_max_secs,
         });
         Ok(Self {
             db,
@@ -113,6 +133,14 @@ fn key_encryption_key(settings: &Settings) -> Result<KeyEncryptionKey, StartupEr
     if let Some(bytes) = settings.configured_key_encryption_key()? {
         return KeyEncryptionKey::from_bytes(&bytes)
             .ok_or_else(|| StartupError::KeyEncryptionKey("key_encryption_key: 32 bytes".into()));
+    }
+    if !settings.issuer_is_localhost() {
+        return Err(StartupError::KeyEncryptionKey(
+            "configuration: key_encryption_key (or key_encryption_key_file) is required when \
+             the issuer is not a localhost URL: a generated key kept beside the database would \
+             travel with every copy of it"
+                .into(),
+        ));
     }
     if !settings.database_url.starts_with("sqlite:") {
         return Err(StartupError::KeyEncryptionKey(
@@ -289,7 +317,7 @@ impl Application {
     /// Binds the listener (port 0 picks a free one) and prepares everything; serve with
     /// `run_until_stopped`.
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
-        let services = Services::build(&settings).await?;
+        let services = Services::build(&settings, Bootstrap::Apply).await?;
         let acceptor = TcpListener::bind(settings.bind)
             .into_acceptor()
             .await
@@ -328,7 +356,9 @@ impl Application {
 
     /// Serves until `shutdown` completes, then drains for up to 10 s.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send) -> std::io::Result<()> {
+        // A connection silent for 30 s (a half-sent request, an idle keep-alive) is closed.
         let result = poem::Server::new_with_acceptor(self.acceptor)
+            .idle_timeout(Duration::from_secs(30))
             .run_with_graceful_shutdown(self.app, shutdown, Some(Duration::from_secs(10)))
             .await;
         self.maintenance.abort();

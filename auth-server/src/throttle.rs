@@ -1,11 +1,14 @@
 //! Brute-force throttling of failed client authentications and password logins.
 //!
-//! Failures are counted per key (a client id, a username, a source address) in a sliding
-//! window. Once a key reaches its limit, each further failure doubles a block (from
-//! `base_backoff` up to `max_backoff`), during which attempts are answered 429 without being
-//! checked or counted. Because failures age out of the window and the block is capped, an
-//! attacker can slow a real user down to one attempt per `max_backoff` but never lock them out
-//! for good; a success clears the key. State is in memory, per instance.
+//! Failures are counted per key in a sliding window: per client id *from one source address*,
+//! per username *from one source address*, and per source address. Once a key reaches its
+//! limit, each further failure doubles a block (from `base_backoff` up to `max_backoff`),
+//! during which attempts are answered 429 without being checked or counted. A client or user is
+//! never blocked by failures from other addresses, so nobody can lock a real client or user out
+//! by knowing its name; because failures age out and the block is capped, even an attacker on
+//! the same address only slows them to one attempt per `max_backoff`. A success clears the key.
+//! IPv6 addresses count per /64 (one host usually owns a whole /64). State is in memory, per
+//! instance, bounded to `MAX_KEYS` keys.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
@@ -40,12 +43,27 @@ impl Default for ThrottleSettings {
     }
 }
 
-/// What a failure is counted against.
+/// What a failure is counted against. Identities are validated names (at most 128
+/// characters), so a key's size is bounded.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum ThrottleKey {
-    Client(String),
-    User(String),
+    Client(String, Option<IpAddr>),
+    User(String, Option<IpAddr>),
     Address(IpAddr),
+}
+
+/// The address a throttle counts: IPv4 as is, IPv6 by its /64 prefix.
+pub fn address_bucket(addr: IpAddr) -> IpAddr {
+    match addr {
+        IpAddr::V4(v4) => IpAddr::V4(v4),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let prefix = u128::from(v6) & !((1u128 << 64) - 1);
+                IpAddr::V6(prefix.into())
+            }
+        },
+    }
 }
 
 #[derive(Default)]
@@ -59,14 +77,20 @@ const MAX_KEYS: usize = 100_000;
 
 pub struct Throttle {
     settings: ThrottleSettings,
-    entries: Mutex<HashMap<ThrottleKey, Entry>>,
+    entries: Mutex<Entries>,
+}
+
+#[derive(Default)]
+struct Entries {
+    map: HashMap<ThrottleKey, Entry>,
+    last_prune: Option<Instant>,
 }
 
 impl Throttle {
     pub fn new(settings: ThrottleSettings) -> Self {
         Self {
             settings,
-            entries: Mutex::new(HashMap::new()),
+            entries: Mutex::new(Entries::default()),
         }
     }
 
@@ -89,7 +113,7 @@ impl Throttle {
         let entries = self.entries.lock().expect("throttle lock");
         let wait = keys
             .iter()
-            .filter_map(|k| entries.get(k)?.blocked_until)
+            .filter_map(|k| entries.map.get(k)?.blocked_until)
             .filter(|until| *until > now)
             .map(|until| until - now)
             .max();
@@ -109,8 +133,15 @@ impl Throttle {
         }
         let window = Duration::from_secs(self.settings.window_secs);
         let mut entries = self.entries.lock().expect("throttle lock");
-        if entries.len() >= MAX_KEYS {
-            entries.retain(|_, e| {
+        let entries = &mut *entries;
+        // Full: drop what no longer matters, at most once a second (the scan is O(n)).
+        if entries.map.len() >= MAX_KEYS
+            && entries
+                .last_prune
+                .is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1))
+        {
+            entries.last_prune = Some(now);
+            entries.map.retain(|_, e| {
                 e.blocked_until.is_some_and(|u| u > now)
                     || e.failures
                         .back()
@@ -119,7 +150,12 @@ impl Throttle {
         }
         for key in keys {
             let limit = self.limit(key);
-            let entry = entries.entry(key.clone()).or_default();
+            // Still full of live keys: keep counting the known ones, track no new one.
+            if entries.map.len() >= MAX_KEYS && !entries.map.contains_key(key) {
+                tracing::warn!("throttle table full; a new key is not tracked");
+                continue;
+            }
+            let entry = entries.map.entry(key.clone()).or_default();
             while entry
                 .failures
                 .front()
@@ -147,7 +183,7 @@ impl Throttle {
     /// A success clears the key (the client or user proved who it is).
     pub fn record_success(&self, key: &ThrottleKey) {
         if self.settings.enabled {
-            self.entries.lock().expect("throttle lock").remove(key);
+            self.entries.lock().expect("throttle lock").map.remove(key);
         }
     }
 }
@@ -170,7 +206,7 @@ mod tests {
     #[test]
     fn blocking_starts_at_the_limit_and_backs_off_up_to_the_cap() {
         let t = throttle();
-        let key = [ThrottleKey::User("alice".into())];
+        let key = [ThrottleKey::User("alice".into(), None)];
         let start = Instant::now();
         for i in 0..2 {
             t.record_failure_at(&key, start + Duration::from_millis(i));
@@ -194,7 +230,7 @@ mod tests {
     #[test]
     fn a_block_ends_and_failures_age_out_of_the_window() {
         let t = throttle();
-        let key = [ThrottleKey::Client("svc".into())];
+        let key = [ThrottleKey::Client("svc".into(), None)];
         let start = Instant::now();
         for _ in 0..3 {
             t.record_failure_at(&key, start);
@@ -213,8 +249,8 @@ mod tests {
     #[test]
     fn a_success_clears_the_key_and_keys_are_independent() {
         let t = throttle();
-        let alice = ThrottleKey::User("alice".into());
-        let bob = ThrottleKey::User("bob".into());
+        let alice = ThrottleKey::User("alice".into(), None);
+        let bob = ThrottleKey::User("bob".into(), None);
         for _ in 0..3 {
             t.record_failure(std::slice::from_ref(&alice));
         }
@@ -222,6 +258,20 @@ mod tests {
         assert!(t.check(std::slice::from_ref(&bob)).is_ok());
         t.record_success(&alice);
         assert!(t.check(&[alice]).is_ok());
+    }
+
+    #[test]
+    fn ipv6_addresses_count_per_64_and_mapped_ipv4_as_ipv4() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:bbbb::2".parse().unwrap();
+        let other: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!(address_bucket(a), address_bucket(b));
+        assert_ne!(address_bucket(a), address_bucket(other));
+        let mapped: IpAddr = "::ffff:10.0.0.1".parse().unwrap();
+        assert_eq!(
+            address_bucket(mapped),
+            "10.0.0.1".parse::<IpAddr>().unwrap()
+        );
     }
 
     #[test]

@@ -77,7 +77,9 @@ impl Application {
 
     /// Serves until Ctrl-C / SIGTERM, then lets requests in flight finish (10 s at most).
     pub async fn run_until_stopped(self) -> io::Result<()> {
+        // A connection silent for 30 s (a half-sent request, an idle keep-alive) is closed.
         Server::new_with_acceptor(self.acceptor)
+            .idle_timeout(Duration::from_secs(30))
             .run_with_graceful_shutdown(
                 self.endpoint,
                 shutdown_signal(),

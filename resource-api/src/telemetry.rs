@@ -50,6 +50,11 @@ impl Metrics {
 
     /// One served request: `http_requests_total` and `http_request_duration_seconds`.
     pub fn record_request(&self, method: &str, operation: &str, status: u16, elapsed: Duration) {
+        // A fixed set: a made-up method must not create a new series.
+        let method = match method {
+            "GET" | "HEAD" | "POST" | "PUT" | "DELETE" | "OPTIONS" | "PATCH" => method,
+            _ => "other",
+        };
         let labels = vec![
             Label::new("method", method.to_owned()),
             Label::new("operation", operation.to_owned()),

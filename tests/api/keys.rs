@@ -210,6 +210,22 @@ async fn concurrent_first_starts_on_an_empty_database_agree_on_one_key() {
 
     let server = start_with_own_issuer(auth_settings(&db, &kek)).await;
     let listed = cli(&server.settings, &["keys", "list"]).await.unwrap();
-    let active = listed.lines().filter(|l| l.contains(" active ")).count();
-    assert_eq!(active, 1, "{listed}");
+    let keys: Vec<&str> = listed.lines().skip(1).collect();
+    assert_eq!(keys.len(), 1, "one key made, none churned: {listed}");
+    assert!(keys[0].contains(" active "), "{listed}");
+}
+
+#[tokio::test]
+async fn only_one_rotation_can_be_pending_at_a_time() {
+    let db = TestDb::new().await;
+    let server = start_with_own_issuer(auth_settings(&db, &new_kek())).await;
+
+    cli(&server.settings, &["keys", "rotate"]).await.unwrap();
+    let err = cli(&server.settings, &["keys", "rotate"])
+        .await
+        .unwrap_err();
+
+    assert!(err.contains("already pending"), "{err}");
+    let listed = cli(&server.settings, &["keys", "list"]).await.unwrap();
+    assert_eq!(listed.matches(" pending ").count(), 1, "{listed}");
 }

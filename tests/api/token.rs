@@ -369,7 +369,7 @@ async fn missing_repeated_and_malformed_parameters_are_invalid_request() {
             "application/json",
             "not JSON",
             b"{grant_type: client_credentials".to_vec(),
-            "",
+            "malformed",
         ),
         (
             "application/json",
@@ -377,7 +377,12 @@ async fn missing_repeated_and_malformed_parameters_are_invalid_request() {
             br#"{"grant_type":"client_credentials","scope":["a"]}"#.to_vec(),
             "malformed",
         ),
-        ("application/json", "JSON array", b"[]".to_vec(), ""),
+        (
+            "application/json",
+            "JSON array",
+            b"[]".to_vec(),
+            "malformed",
+        ),
         (
             "text/plain",
             "unsupported content type",

@@ -286,12 +286,19 @@ async fn a_refresh_token_belongs_to_its_client() {
 }
 
 #[tokio::test]
-async fn a_disabled_user_loses_their_refresh_tokens_at_once() {
+async fn a_disabled_user_loses_their_refresh_tokens_at_once_and_stays_disabled() {
     let (server, _db) = spawn_auth_server().await;
-    let first = ok_json(password_grant(&server, USERNAME, PASSWORD, &[]).await).await;
+    cli_with_password(
+        &server.settings,
+        &["users", "add", "emi", "--scope", "players:read"],
+        "dibu-martinez",
+    )
+    .await
+    .unwrap();
+    let first = ok_json(password_grant(&server, "emi", "dibu-martinez", &[]).await).await;
     let token = first["refresh_token"].as_str().unwrap();
 
-    let printed = cli(&server.settings, &["users", "disable", USERNAME])
+    let printed = cli(&server.settings, &["users", "disable", "emi"])
         .await
         .unwrap();
     assert!(printed.contains("revoked 1"), "{printed}");
@@ -304,13 +311,77 @@ async fn a_disabled_user_loses_their_refresh_tokens_at_once() {
         introspect(&server, APP_ID, APP_SECRET, token).await["active"],
         false
     );
-    let login = password_grant(&server, USERNAME, PASSWORD, &[]).await;
+    // Another CLI command and a restart leave the user disabled.
+    let listed = cli(&server.settings, &["users", "list"]).await.unwrap();
+    assert!(
+        listed
+            .lines()
+            .any(|l| l.starts_with("emi") && l.contains("false")),
+        "{listed}"
+    );
+    let server = restart(server).await;
+    let login = password_grant(&server, "emi", "dibu-martinez", &[]).await;
     assert_eq!(error_of(login).await, (400, "invalid_grant".into()));
 
-    cli(&server.settings, &["users", "enable", USERNAME])
+    cli(&server.settings, &["users", "enable", "emi"])
         .await
         .unwrap();
+    ok_json(password_grant(&server, "emi", "dibu-martinez", &[]).await).await;
+}
+
+/// Stops `server` and starts it again on the same port, database and configuration.
+async fn restart(server: AuthServer) -> AuthServer {
+    let settings = server.settings.clone();
+    server.stop().await;
+    AuthServer::start(settings).await
+}
+
+#[tokio::test]
+async fn the_cli_refuses_to_change_what_the_configuration_manages() {
+    let (server, _db) = spawn_auth_server().await;
+
+    for args in [
+        &["users", "disable", USERNAME][..],
+        &["users", "remove", USERNAME][..],
+        &["clients", "rotate-secret", CLIENT_ID][..],
+        &["clients", "remove", CLIENT_ID][..],
+    ] {
+        let err = cli(&server.settings, args).await.unwrap_err();
+        assert!(
+            err.contains("managed by the configuration file"),
+            "{args:?}: {err}"
+        );
+    }
+
+    // Nothing changed: the configured user and client still work after a restart.
+    let server = restart(server).await;
     ok_json(password_grant(&server, USERNAME, PASSWORD, &[]).await).await;
+    server.access_token().await;
+}
+
+#[tokio::test]
+async fn a_cli_rotated_secret_stays_rotated_across_restarts() {
+    let (server, _db) = spawn_auth_server().await;
+    let added = cli(
+        &server.settings,
+        &["clients", "add", "--id", "svc", "--scope", "a", "--audience", "b"],
+    )
+    .await
+    .unwrap();
+    let old = added
+        .lines()
+        .find_map(|l| l.strip_prefix("client_secret:"))
+        .unwrap()
+        .trim()
+        .to_owned();
+    cli(&server.settings, &["clients", "rotate-secret", "svc"])
+        .await
+        .unwrap();
+
+    let server = restart(server).await;
+
+    let form = [("grant_type", "client_credentials")];
+    assert_eq!(server.token_basic("svc", &old, &form).await.status(), 401);
 }
 
 #[tokio::test]
@@ -376,6 +447,57 @@ async fn introspection_describes_live_tokens_of_every_kind() {
     assert_eq!(r["token_type"], "refresh_token");
     assert_eq!(r["username"], USERNAME);
     assert_eq!(r["client_id"], APP_ID);
+}
+
+#[tokio::test]
+async fn introspection_describes_an_access_token_only_to_its_client_and_its_audience() {
+    let (server, _db) = spawn_auth_server_with(|s| {
+        let mut outsider = s.clients[1].clone();
+        outsider.client_id = "billing".into();
+        outsider.audiences = vec!["billing-api".into()];
+        s.clients.push(outsider);
+    })
+    .await;
+    let token = server.access_token().await;
+
+    assert_eq!(
+        introspect(&server, CLIENT_ID, CLIENT_SECRET, &token).await["active"],
+        true
+    );
+    assert_eq!(
+        introspect(&server, READER_ID, READER_SECRET, &token).await["active"],
+        true
+    );
+    assert_eq!(
+        introspect(&server, "billing", READER_SECRET, &token).await,
+        serde_json::json!({"active": false})
+    );
+}
+
+#[tokio::test]
+async fn a_refresh_chain_ends_at_its_maximum_age_however_often_it_is_refreshed() {
+    let (server, _db) = spawn_auth_server_with(|s| {
+        s.refresh_token_ttl_secs = 60;
+        s.refresh_chain_max_secs = 60;
+    })
+    .await;
+    let login = ok_json(password_grant(&server, USERNAME, PASSWORD, &[]).await).await;
+    let first = login["refresh_token"].as_str().unwrap();
+    let chain_end = introspect(&server, APP_ID, APP_SECRET, first).await["exp"]
+        .as_i64()
+        .unwrap();
+
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let next = ok_json(refresh(&server, first).await).await;
+    let next = next["refresh_token"].as_str().unwrap();
+
+    let exp = introspect(&server, APP_ID, APP_SECRET, next).await["exp"]
+        .as_i64()
+        .unwrap();
+    assert_eq!(
+        exp, chain_end,
+        "a refresh does not extend the chain past its end"
+    );
 }
 
 #[tokio::test]
@@ -548,6 +670,55 @@ async fn repeated_wrong_passwords_are_throttled_with_retry_after_and_recover() {
     assert_eq!(other.status(), 400);
 
     tokio::time::sleep(Duration::from_secs(retry_after) + Duration::from_millis(200)).await;
+    ok_json(password_grant(&server, USERNAME, PASSWORD, &[]).await).await;
+}
+
+#[tokio::test]
+async fn failures_from_another_address_never_lock_a_client_or_user_out() {
+    let (server, _db) = spawn_auth_server_with(|s| {
+        s.throttle.max_failures = 2;
+        s.throttle.max_backoff_secs = 60;
+        s.throttle.base_backoff_secs = 30;
+    })
+    .await;
+    let attacker = reqwest::Client::builder()
+        .local_address("127.0.0.2".parse::<std::net::IpAddr>().unwrap())
+        .build()
+        .unwrap();
+    let token_url = server.url("/auth/token");
+    for _ in 0..4 {
+        let client_guess = attacker
+            .post(&token_url)
+            .basic_auth(CLIENT_ID, Some("guess"))
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+            .await
+            .unwrap();
+        assert!([401, 429].contains(&client_guess.status().as_u16()));
+        let password_guess = attacker
+            .post(&token_url)
+            .basic_auth(APP_ID, Some(APP_SECRET))
+            .form(&[
+                ("grant_type", "password"),
+                ("username", USERNAME),
+                ("password", "guess"),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert!([400, 429].contains(&password_guess.status().as_u16()));
+    }
+
+    // The attacker's address is blocked; the real client and user, elsewhere, are not.
+    let blocked = attacker
+        .post(&token_url)
+        .basic_auth(CLIENT_ID, Some(CLIENT_SECRET))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(blocked.status(), 429);
+    server.access_token().await;
     ok_json(password_grant(&server, USERNAME, PASSWORD, &[]).await).await;
 }
 

@@ -2,7 +2,7 @@
 //! on the response and in the logs, a body-size limit, JSON bodies for framework errors, and
 //! one summary event and metrics sample per request.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use poem::http::{HeaderValue, Method, StatusCode, header};
 use poem::{Endpoint, IntoResponse, Middleware, Request, Response, Result};
@@ -12,6 +12,9 @@ use tracing::Instrument;
 use super::errors::{OAuthError, OAuthErrorCode, Problem};
 
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+/// How long a client may take to send its (small) request body.
+const BODY_DEADLINE: Duration = Duration::from_secs(10);
 
 tokio::task_local! {
     static REQUEST_ID: String;
@@ -139,13 +142,19 @@ async fn limit_body(req: &mut Request, max: usize) -> std::result::Result<(), Re
     if declared.is_some_and(|n| n > max as u64) {
         return Err(too_large(&path, max));
     }
-    match req.take_body().into_bytes_limit(max).await {
-        Ok(bytes) => {
+    let read = tokio::time::timeout(BODY_DEADLINE, req.take_body().into_bytes_limit(max));
+    match read.await {
+        Ok(Ok(bytes)) => {
             req.set_body(bytes);
             Ok(())
         }
-        Err(poem::error::ReadBodyError::PayloadTooLarge) => Err(too_large(&path, max)),
-        Err(_) => Err(error_response(
+        Ok(Err(poem::error::ReadBodyError::PayloadTooLarge)) => Err(too_large(&path, max)),
+        Err(_elapsed) => Err(error_response(
+            &path,
+            StatusCode::REQUEST_TIMEOUT,
+            "the request body did not arrive in time",
+        )),
+        Ok(Err(_)) => Err(error_response(
             &path,
             StatusCode::BAD_REQUEST,
             "the request body could not be read",

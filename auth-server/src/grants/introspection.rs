@@ -1,5 +1,7 @@
-//! Token introspection (RFC 7662) for authenticated clients. Any client may introspect an
-//! access token (resource servers do); a refresh token only by the client it was issued to.
+//! Token introspection (RFC 7662) for authenticated clients. An access token is described to
+//! the client it was issued to and to clients that share its audience (a resource server
+//! registered as a client with that audience); a refresh token only to its own client. Anyone
+//! else learns `active: false`.
 
 use super::{TokenError, TokenService, refresh_token_hash};
 use crate::domain::{Client, Username};
@@ -35,7 +37,10 @@ impl TokenService {
         if refresh_first && let Some(found) = self.introspect_refresh(caller, token).await? {
             return Ok(found);
         }
-        if let Some(claims) = self.live_access_token(token).await? {
+        if let Some(claims) = self.live_access_token(token).await?
+            && (claims.client_id == caller.id.as_str()
+                || caller.audiences.iter().any(|a| a.as_str() == claims.aud))
+        {
             let is_user = claims.sub != claims.client_id;
             return Ok(Introspection::Active {
                 scope: claims.scope,

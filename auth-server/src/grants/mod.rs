@@ -109,8 +109,17 @@ pub struct RequestSource {
 }
 
 impl RequestSource {
-    fn key(&self) -> Option<ThrottleKey> {
-        self.address.map(ThrottleKey::Address)
+    fn bucket(&self) -> Option<IpAddr> {
+        self.address.map(crate::throttle::address_bucket)
+    }
+
+    /// The throttle keys of a failure by `identity` (a validated name) from this source: the
+    /// identity from this address, and the address.
+    fn keys(&self, identity: Option<ThrottleKey>) -> Vec<ThrottleKey> {
+        identity
+            .into_iter()
+            .chain(self.bucket().map(ThrottleKey::Address))
+            .collect()
     }
 }
 
@@ -125,6 +134,7 @@ pub struct TokenService {
     pub(crate) issuer: String,
     pub(crate) ttl_secs: u32,
     pub(crate) refresh_ttl_secs: u32,
+    pub(crate) refresh_chain_max_secs: u32,
 }
 
 impl TokenService {
@@ -160,19 +170,17 @@ impl TokenService {
         source: RequestSource,
     ) -> Result<Client, TokenError> {
         let credentials = credentials.ok_or(TokenError::InvalidClient { method: None })?;
-        let keys: Vec<ThrottleKey> = [
-            Some(ThrottleKey::Client(credentials.client_id.clone())),
-            source.key(),
-        ]
-        .into_iter()
-        .flatten()
-        .collect();
+        let id = ClientId::parse(&credentials.client_id).ok();
+        let keys = source.keys(
+            id.as_ref()
+                .map(|id| ThrottleKey::Client(id.as_str().to_owned(), source.bucket())),
+        );
         self.throttle
             .check(&keys)
             .map_err(|retry_after| TokenError::Throttled { retry_after })?;
-        let client = match ClientId::parse(&credentials.client_id) {
-            Ok(id) => self.clients.find(&id).await.map_err(TokenError::internal)?,
-            Err(_) => None,
+        let client = match &id {
+            Some(id) => self.clients.find(id).await.map_err(TokenError::internal)?,
+            None => None,
         };
         let verified = self
             .secrets
@@ -184,13 +192,16 @@ impl TokenService {
             .map_err(TokenError::internal)?;
         match client {
             Some(client) if verified => {
-                self.throttle.record_success(&keys[0]);
+                if let Some(key) = keys.iter().find(|k| matches!(k, ThrottleKey::Client(..))) {
+                    self.throttle.record_success(key);
+                }
                 Ok(client)
             }
             _ => {
                 self.throttle.record_failure(&keys);
+                // Only a well-formed id is logged: the raw value is attacker-controlled.
                 tracing::debug!(
-                    client_id = credentials.client_id,
+                    client_id = id.as_ref().map(ClientId::as_str),
                     "client authentication failed"
                 );
                 Err(TokenError::InvalidClient {

@@ -27,22 +27,23 @@ pub(super) async fn issue(
             "the password grant needs username and password".into(),
         ));
     };
-    let keys: Vec<ThrottleKey> = [Some(ThrottleKey::User(username.clone())), source.key()]
-        .into_iter()
-        .flatten()
-        .collect();
+    let name = Username::parse(username).ok();
+    let keys = source.keys(
+        name.as_ref()
+            .map(|n| ThrottleKey::User(n.as_str().to_owned(), source.bucket())),
+    );
     service
         .throttle
         .check(&keys)
         .map_err(|retry_after| TokenError::Throttled { retry_after })?;
 
-    let user = match Username::parse(username) {
-        Ok(name) => service
+    let user = match &name {
+        Some(name) => service
             .users
-            .find(&name)
+            .find(name)
             .await
             .map_err(TokenError::internal)?,
-        Err(_) => None,
+        None => None,
     };
     // Always the full argon2id cost (no cache), against a dummy hash for unknown users, so
     // unknown, wrong and disabled take the same time.
@@ -58,7 +59,9 @@ pub(super) async fn issue(
             return Err(TokenError::InvalidGrant(WRONG_CREDENTIALS));
         }
     };
-    service.throttle.record_success(&keys[0]);
+    if let Some(key) = keys.iter().find(|k| matches!(k, ThrottleKey::User(..))) {
+        service.throttle.record_success(key);
+    }
 
     let allowed = client.scopes.intersection(&user.scopes);
     let scope = granted_scope(params.scope.as_deref(), &allowed)?;
@@ -79,6 +82,7 @@ pub(super) async fn issue(
                 audience: audience.as_str().to_owned(),
                 created_at: now,
                 expires_at: now + i64::from(service.refresh_ttl_secs),
+                chain_expires_at: now + i64::from(service.refresh_chain_max_secs),
                 used_at: None,
                 revoked_at: None,
             })

@@ -94,7 +94,8 @@ pub(super) async fn issue(
         scope: scope.to_string(),
         audience: record.audience.clone(),
         created_at: now,
-        expires_at: now + i64::from(service.refresh_ttl_secs),
+        expires_at: (now + i64::from(service.refresh_ttl_secs)).min(record.chain_expires_at),
+        chain_expires_at: record.chain_expires_at,
         used_at: None,
         revoked_at: None,
     };

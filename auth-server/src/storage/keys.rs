@@ -67,17 +67,42 @@ impl KeyRepository {
             .collect()
     }
 
-    /// Adds a key that will sign from `activate_at` on.
-    pub async fn insert_pending(
+    /// Stores the very first key as active; `Conflict` if another instance stored one first
+    /// (nothing is retired, so the unique index on the active state decides).
+    pub async fn insert_first_active(
+        &self,
+        key: &KeyMaterial,
+        now: i64,
+    ) -> Result<(), StorageError> {
+        let mut row = to_active(key, KeyState::Active, now, now);
+        row.activated_at = Set(Some(now));
+        match SigningKeys::insert(row).exec(&self.db).await {
+            Ok(_) => Ok(()),
+            Err(err) if matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
+                Err(StorageError::Conflict)
+            }
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    /// Adds a key that will sign from `activate_at` on; `Conflict` if a rotation is already
+    /// pending (one at a time, so two instances never schedule two).
+    pub async fn insert_pending_once(
         &self,
         key: &KeyMaterial,
         now: i64,
         activate_at: i64,
     ) -> Result<(), StorageError> {
-        SigningKeys::insert(to_active(key, KeyState::Pending, now, activate_at))
+        match SigningKeys::insert(to_active(key, KeyState::Pending, now, activate_at))
             .exec(&self.db)
-            .await?;
-        Ok(())
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(err) if matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
+                Err(StorageError::Conflict)
+            }
+            Err(err) => Err(err.into()),
+        }
     }
 
     /// Makes `key` the active key at once, retiring the current one, in one transaction.

@@ -20,6 +20,7 @@ pub struct RefreshTokenRecord {
     pub audience: String,
     pub created_at: i64,
     pub expires_at: i64,
+    pub chain_expires_at: i64,
     pub used_at: Option<i64>,
     pub revoked_at: Option<i64>,
 }
@@ -154,6 +155,7 @@ fn to_active(r: &RefreshTokenRecord) -> refresh_token::ActiveModel {
         audience: Set(r.audience.clone()),
         created_at: Set(r.created_at),
         expires_at: Set(r.expires_at),
+        chain_expires_at: Set(r.chain_expires_at),
         used_at: Set(r.used_at),
         revoked_at: Set(r.revoked_at),
     }
@@ -169,6 +171,7 @@ fn to_record(m: refresh_token::Model) -> RefreshTokenRecord {
         audience: m.audience,
         created_at: m.created_at,
         expires_at: m.expires_at,
+        chain_expires_at: m.chain_expires_at,
         used_at: m.used_at,
         revoked_at: m.revoked_at,
     }

@@ -17,6 +17,8 @@ pub struct Model {
     pub audience: String,
     pub created_at: i64,
     pub expires_at: i64,
+    /// When the whole chain ends, however often it is refreshed.
+    pub chain_expires_at: i64,
     /// Set when exchanged for a new pair: presenting it again is reuse.
     pub used_at: Option<i64>,
     pub revoked_at: Option<i64>,

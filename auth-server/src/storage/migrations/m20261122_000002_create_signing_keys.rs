@@ -54,15 +54,18 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
-        // Exactly one active key, enforced by the database so that instances sharing it can
-        // never activate two different keys. Partial indexes read the same on both backends.
-        manager
-            .get_connection()
-            .execute_unprepared(
-                "CREATE UNIQUE INDEX IF NOT EXISTS signing_keys_one_active \
-                 ON signing_keys (state) WHERE state = 'active'",
-            )
-            .await?;
+        // At most one active and one pending key, enforced by the database so that instances
+        // sharing it never activate two keys nor schedule two rotations. Partial indexes read
+        // the same on both backends.
+        for state in ["active", "pending"] {
+            manager
+                .get_connection()
+                .execute_unprepared(&format!(
+                    "CREATE UNIQUE INDEX IF NOT EXISTS signing_keys_one_{state} \
+                     ON signing_keys (state) WHERE state = '{state}'"
+                ))
+                .await?;
+        }
         Ok(())
     }
 }

@@ -14,6 +14,7 @@ enum RefreshTokens {
     Audience,
     CreatedAt,
     ExpiresAt,
+    ChainExpiresAt,
     UsedAt,
     RevokedAt,
 }
@@ -67,6 +68,11 @@ impl MigrationTrait for Migration {
                     )
                     .col(
                         ColumnDef::new(RefreshTokens::ExpiresAt)
+                            .big_integer()
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(RefreshTokens::ChainExpiresAt)
                             .big_integer()
                             .not_null(),
                     )
