@@ -9,7 +9,8 @@ mod users;
 
 use std::time::Duration;
 
-use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbErr};
+use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
+use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr};
 use sea_orm_migration::MigratorTrait;
 
 pub use clients::ClientRepository;
@@ -51,13 +52,17 @@ pub async fn connect(database_url: &str) -> Result<DatabaseConnection, StorageEr
         .connect_timeout(Duration::from_secs(5))
         .acquire_timeout(Duration::from_secs(5))
         .sqlx_logging(false);
+    // On every pooled connection: WAL lets readers run beside a writer (the CLI beside a
+    // running server) and, with synchronous = NORMAL, makes a commit one write instead of an
+    // fsync per transaction (durable against crashes of the process, not of the machine's
+    // power: the last commits may be lost, never corrupted); the busy timeout makes a second
+    // writer wait instead of failing.
+    options.map_sqlx_sqlite_opts(|opts| {
+        opts.journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(5))
+    });
     let db = Database::connect(options).await?;
-    if is_sqlite {
-        // WAL lets readers run beside a writer (the CLI beside a running server); the busy
-        // timeout makes a second writer wait instead of failing at once.
-        db.execute_unprepared("PRAGMA journal_mode = WAL").await?;
-        db.execute_unprepared("PRAGMA busy_timeout = 5000").await?;
-    }
     migrate(&db).await?;
     Ok(db)
 }

@@ -7,6 +7,7 @@ mod seed_players;
 
 use std::time::Duration;
 
+use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr};
 use sea_orm_migration::MigratorTrait;
 
@@ -34,7 +35,16 @@ pub async fn connect(database_url: &str) -> Result<DatabaseConnection, DbErr> {
     options
         .max_connections(10)
         .connect_timeout(Duration::from_secs(10))
-        .sqlx_logging(false);
+        .sqlx_logging(false)
+        // SQLite, on every pooled connection: WAL lets reads run beside a write, and with
+        // synchronous = NORMAL a commit is one write instead of an fsync per transaction
+        // (durable against process crashes; a power loss may drop the last commits, never
+        // corrupt the file); the busy timeout makes a second writer wait instead of failing.
+        .map_sqlx_sqlite_opts(|opts| {
+            opts.journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .busy_timeout(Duration::from_secs(5))
+        });
     let db = Database::connect(options).await?;
     migrations::Migrator::up(&db, None).await?;
     Ok(db)
