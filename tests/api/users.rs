@@ -364,7 +364,16 @@ async fn a_cli_rotated_secret_stays_rotated_across_restarts() {
     let (server, _db) = spawn_auth_server().await;
     let added = cli(
         &server.settings,
-        &["clients", "add", "--id", "svc", "--scope", "a", "--audience", "b"],
+        &[
+            "clients",
+            "add",
+            "--id",
+            "svc",
+            "--scope",
+            "a",
+            "--audience",
+            "b",
+        ],
     )
     .await
     .unwrap();
