@@ -8,13 +8,13 @@ use poem_openapi::{
     types::Type,
 };
 
-use super::{dto::PlayerDto, problem::Problem};
+use super::{dto::PlayerInputDto, problem::Problem};
 
 /// The largest body a write may send; given to the routes as data.
 #[derive(Clone, Copy, Debug)]
 pub struct BodyLimit(pub usize);
 
-/// A player in JSON as sent, not yet judged. Documented in the spec as a `Player`.
+/// A player in JSON as sent, not yet judged. Documented in the spec as a `PlayerInput`.
 pub struct PlayerBody(Result<serde_json::Value, BodyError>);
 
 /// Why the body could not even be read as JSON.
@@ -60,15 +60,15 @@ impl<'a> ApiExtractor<'a> for PlayerBody {
     type ParamRawType = ();
 
     fn register(registry: &mut Registry) {
-        PlayerDto::register(registry);
+        PlayerInputDto::register(registry);
     }
 
     fn request_meta() -> Option<MetaRequest> {
         Some(MetaRequest {
-            description: Some("The player; `id` is ignored (the server makes ids)."),
+            description: Some("The player; an `id` is ignored (the server makes ids)."),
             content: vec![MetaMediaType {
                 content_type: "application/json",
-                schema: PlayerDto::schema_ref(),
+                schema: PlayerInputDto::schema_ref(),
             }],
             required: true,
         })

@@ -13,31 +13,44 @@ use uuid::Uuid;
 
 use crate::domain::{Player, PlayerDetails, SquadNumber, Text, ValidationError};
 
-/// A player of the squad.
+/// A player of the squad. Optional fields are `null` when not known.
 #[derive(Debug, Clone, Object)]
 #[oai(rename = "Player", rename_all = "camelCase")]
 pub struct PlayerDto {
     /// Made by the server: UUID v5 for the seeded squad, v4 for players created later.
     #[oai(read_only)]
     pub id: Uuid,
+    #[oai(flatten)]
+    pub fields: PlayerInputDto,
+}
+
+/// A player as sent to create or replace one: everything but the id, which the server makes
+/// (an `id` sent along is ignored). Optional fields may be left out or sent as `null`.
+// Its own schema rather than `Player` with a read-only `id`, which not every client generator
+// leaves out of request bodies. Bodies are parsed by `player_details`: this type documents
+// them, and carries the fields of a `PlayerDto`.
+#[derive(Debug, Clone, Object)]
+#[oai(rename = "PlayerInput", rename_all = "camelCase")]
+pub struct PlayerInputDto {
     #[oai(validator(min_length = 1, max_length = 100))]
     pub first_name: String,
-    #[oai(validator(max_length = 100))]
+    #[oai(nullable, validator(max_length = 100))]
     pub middle_name: Option<String>,
     #[oai(validator(min_length = 1, max_length = 100))]
     pub last_name: String,
     /// ISO date, e.g. `1987-06-24`.
+    #[oai(nullable)]
     pub date_of_birth: Option<IsoDate>,
     /// Shirt number, unique within the squad.
     #[oai(validator(minimum(value = "1"), maximum(value = "99")))]
     pub squad_number: u8,
     #[oai(validator(min_length = 1, max_length = 100))]
     pub position: String,
-    #[oai(validator(max_length = 100))]
+    #[oai(nullable, validator(max_length = 100))]
     pub abbr_position: Option<String>,
-    #[oai(validator(max_length = 100))]
+    #[oai(nullable, validator(max_length = 100))]
     pub team: Option<String>,
-    #[oai(validator(max_length = 100))]
+    #[oai(nullable, validator(max_length = 100))]
     pub league: Option<String>,
     /// Whether the player started the final; `false` when left out.
     #[oai(default)]
@@ -50,16 +63,18 @@ impl From<Player> for PlayerDto {
         let text = |value: Option<Text>| value.map(Text::into_string);
         Self {
             id: player.id,
-            first_name: details.first_name.into_string(),
-            middle_name: text(details.middle_name),
-            last_name: details.last_name.into_string(),
-            date_of_birth: details.date_of_birth.map(IsoDate),
-            squad_number: details.squad_number.get(),
-            position: details.position.into_string(),
-            abbr_position: text(details.abbr_position),
-            team: text(details.team),
-            league: text(details.league),
-            starting11: details.starting11,
+            fields: PlayerInputDto {
+                first_name: details.first_name.into_string(),
+                middle_name: text(details.middle_name),
+                last_name: details.last_name.into_string(),
+                date_of_birth: details.date_of_birth.map(IsoDate),
+                squad_number: details.squad_number.get(),
+                position: details.position.into_string(),
+                abbr_position: text(details.abbr_position),
+                team: text(details.team),
+                league: text(details.league),
+                starting11: details.starting11,
+            },
         }
     }
 }

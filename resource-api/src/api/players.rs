@@ -227,6 +227,42 @@ fn bearer_problem(rejection: &BearerRejection) -> Json<Problem> {
     Json(Problem::new(status, code, rejection.description()))
 }
 
+/// A path that does not parse (an id that is no UUID, a squad number that is no `i64`): 400.
+/// The path parameters are the only extractors of these operations that can fail; anything
+/// else is ours, logged, and a 500.
+fn malformed_path(err: &poem::Error) -> Result<Json<Problem>, Json<Problem>> {
+    if err.status().is_server_error() {
+        tracing::error!(error = %err, "extracting the request failed");
+        return Err(Json(Problem::internal()));
+    }
+    Ok(Json(Problem::new(
+        400,
+        "bad_request",
+        "the path is malformed: an id is a UUID, a squad number a whole number",
+    )))
+}
+
+fn malformed_get_path(err: poem::Error) -> GetPlayerResponse {
+    malformed_path(&err).map_or_else(
+        GetPlayerResponse::InternalError,
+        GetPlayerResponse::BadRequest,
+    )
+}
+
+fn malformed_replace_path(err: poem::Error) -> ReplacePlayerResponse {
+    malformed_path(&err).map_or_else(
+        ReplacePlayerResponse::InternalError,
+        ReplacePlayerResponse::BadRequest,
+    )
+}
+
+fn malformed_delete_path(err: poem::Error) -> DeletePlayerResponse {
+    malformed_path(&err).map_or_else(
+        DeletePlayerResponse::InternalError,
+        DeletePlayerResponse::BadRequest,
+    )
+}
+
 fn validation_problem(err: ValidationError) -> Json<Problem> {
     Json(Problem::new(422, "validation_failed", err.to_string()).with_field(err.field))
 }
@@ -242,10 +278,14 @@ pub enum ListPlayersResponse {
 }
 
 #[derive(ApiResponse)]
+#[oai(bad_request_handler = "malformed_get_path")]
 pub enum GetPlayerResponse {
     /// The player.
     #[oai(status = 200)]
     Ok(Json<PlayerDto>),
+    /// The id is not a UUID, or the squad number not a whole number.
+    #[oai(status = 400)]
+    BadRequest(Json<Problem>),
     /// No such player.
     #[oai(status = 404)]
     NotFound(Json<Problem>),
@@ -286,11 +326,13 @@ pub enum CreatePlayerResponse {
 }
 
 #[derive(ApiResponse)]
+#[oai(bad_request_handler = "malformed_replace_path")]
 pub enum ReplacePlayerResponse {
     /// Replaced.
     #[oai(status = 204)]
     NoContent,
-    /// The body is not valid JSON, or its squad number differs from the path's.
+    /// The body is not valid JSON, its squad number differs from the path's, or the path's is
+    /// not a whole number.
     #[oai(status = 400)]
     BadRequest(Json<Problem>),
     /// No token, or an invalid one (RFC 6750 §3.1).
@@ -317,10 +359,14 @@ pub enum ReplacePlayerResponse {
 }
 
 #[derive(ApiResponse)]
+#[oai(bad_request_handler = "malformed_delete_path")]
 pub enum DeletePlayerResponse {
     /// Deleted.
     #[oai(status = 204)]
     NoContent,
+    /// The squad number in the path is not a whole number.
+    #[oai(status = 400)]
+    BadRequest(Json<Problem>),
     /// No token, or an invalid one (RFC 6750 §3.1).
     #[oai(status = 401)]
     Unauthorized(Json<Problem>, #[oai(header = "WWW-Authenticate")] String),

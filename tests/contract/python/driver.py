@@ -1,0 +1,261 @@
+"""The Python SDK a user generates with openapi-python-client from openapi/*.json, driving the
+whole flow against the live services: a token (client credentials, HTTP Basic), the players
+listed, one created, replaced and deleted, and 401/403/404/409/422 seen as the typed errors
+the spec promises.
+
+run.sh generates the packages `auth_server_client` and `players_api_client` into a temporary
+folder on PYTHONPATH, then runs this file. Both clients raise on any status the spec does not
+list (`raise_on_unexpected_status`). Environment: AUTH_URL, API_URL, WRITER
+(client_id:client_secret with players:write), READER (without it), SQUAD_NUMBER (free in the
+seeded squad).
+"""
+
+import base64
+import datetime
+import os
+import sys
+from http import HTTPStatus
+from typing import Any
+
+from auth_server_client import AuthenticatedClient as AuthServerClient
+from auth_server_client.api.oauth import issue_token
+from auth_server_client.models import AccessTokenResponse, OAuthError, OAuthErrorCode, TokenRequest
+from players_api_client import AuthenticatedClient, Client
+from players_api_client.api.players import (
+    create_player,
+    delete_player,
+    get_player,
+    get_player_by_squad_number,
+    list_players,
+    replace_player,
+)
+from players_api_client.models import Player, PlayerInput, Problem
+from players_api_client.types import Unset
+
+AUTH_URL = os.environ["AUTH_URL"]
+API_URL = os.environ["API_URL"]
+WRITER = os.environ["WRITER"]
+READER = os.environ["READER"]
+SQUAD_NUMBER = int(os.environ["SQUAD_NUMBER"])
+
+passed = 0
+failed = 0
+
+
+def check(what: str, ok: bool, detail: Any = None) -> None:
+    global passed, failed
+    if ok:
+        passed += 1
+        print(f"    ok    {what}")
+    else:
+        failed += 1
+        print(f"    FAIL  {what}" + ("" if detail is None else f": {detail!r}"))
+
+
+def is_problem(parsed: Any, status: int, code: str, field: str | None = None) -> bool:
+    """A typed error body of the players API, with its code (and field)."""
+    return (
+        isinstance(parsed, Problem)
+        and parsed.status == status
+        and parsed.error == code
+        and bool(parsed.request_id)
+        and (field is None or parsed.field == field)
+    )
+
+
+def token(credentials: str):
+    """RFC 6749 §4.4 with client_secret_basic (the id and secret need no form-encoding here)."""
+    basic = base64.b64encode(credentials.encode()).decode()
+    client = AuthServerClient(
+        base_url=AUTH_URL, token=basic, prefix="Basic", raise_on_unexpected_status=True
+    )
+    body = TokenRequest(grant_type="client_credentials", audience="players-api")
+    return issue_token.sync_detailed(client=client, body=body)
+
+
+def players_client(access_token: str) -> AuthenticatedClient:
+    return AuthenticatedClient(
+        base_url=API_URL, token=access_token, raise_on_unexpected_status=True
+    )
+
+
+def main() -> int:
+    print("  token endpoint (auth-server SDK)")
+    issued = token(WRITER)
+    check(
+        "client credentials with HTTP Basic: 200 and a Bearer token",
+        issued.status_code == HTTPStatus.OK
+        and isinstance(issued.parsed, AccessTokenResponse)
+        and issued.parsed.token_type == "Bearer",
+        issued.parsed,
+    )
+    check("no-store on the token response", issued.headers.get("cache-control") == "no-store")
+    assert isinstance(issued.parsed, AccessTokenResponse)
+    writer = players_client(issued.parsed.access_token)
+
+    client_id = WRITER.split(":", 1)[0]
+    refused = token(f"{client_id}:not-the-secret")
+    check(
+        "a wrong secret is a typed 401 invalid_client",
+        refused.status_code == HTTPStatus.UNAUTHORIZED
+        and isinstance(refused.parsed, OAuthError)
+        and refused.parsed.error == OAuthErrorCode.INVALID_CLIENT,
+        refused.parsed,
+    )
+    check(
+        "with a Basic challenge",
+        refused.headers.get("www-authenticate") == 'Basic realm="auth-server"',
+    )
+
+    reader_issued = token(READER)
+    check("the reader client gets a token too", reader_issued.status_code == HTTPStatus.OK)
+    assert isinstance(reader_issued.parsed, AccessTokenResponse)
+    reader = players_client(reader_issued.parsed.access_token)
+
+    print("  players (resource-api SDK)")
+    anyone = Client(base_url=API_URL, raise_on_unexpected_status=True)
+    listed = list_players.sync_detailed(client=anyone)
+    squad = listed.parsed if isinstance(listed.parsed, list) else []
+    check(
+        "list_players: 200 with the seeded squad, as Player objects",
+        listed.status_code == HTTPStatus.OK
+        and len(squad) >= 26
+        and all(isinstance(p, Player) for p in squad),
+        len(squad),
+    )
+    check(
+        "dates of birth parse as dates",
+        all(isinstance(p.date_of_birth, datetime.date | None | Unset) for p in squad)
+        and any(isinstance(p.date_of_birth, datetime.date) for p in squad),
+    )
+    check("no player has our squad number yet", all(p.squad_number != SQUAD_NUMBER for p in squad))
+
+    newcomer = PlayerInput(
+        first_name="Contract",
+        last_name="Tester",
+        squad_number=SQUAD_NUMBER,
+        position="Centre-Forward",
+        abbr_position="CF",
+        date_of_birth=datetime.date(2001, 2, 3),
+        starting11=False,
+    )
+
+    # A client without credentials, where the SDK types ask for an authenticated one: what
+    # a caller who forgot the token sends.
+    anonymous = create_player.sync_detailed(client=anyone, body=newcomer)  # type: ignore[arg-type]
+    check(
+        "create_player without a token: typed 401",
+        anonymous.status_code == HTTPStatus.UNAUTHORIZED and isinstance(anonymous.parsed, Problem),
+        anonymous.parsed,
+    )
+    check(
+        "with the bare Bearer challenge",
+        anonymous.headers.get("www-authenticate") == 'Bearer realm="players-api"',
+    )
+
+    forged = create_player.sync_detailed(
+        client=players_client(issued.parsed.access_token[:-2]), body=newcomer
+    )
+    check(
+        "create_player with a bad token: typed 401 invalid_token",
+        forged.status_code == HTTPStatus.UNAUTHORIZED
+        and is_problem(forged.parsed, 401, "invalid_token"),
+        forged.parsed,
+    )
+
+    scoped_out = create_player.sync_detailed(client=reader, body=newcomer)
+    check(
+        "create_player without players:write: typed 403 insufficient_scope",
+        scoped_out.status_code == HTTPStatus.FORBIDDEN
+        and is_problem(scoped_out.parsed, 403, "insufficient_scope"),
+        scoped_out.parsed,
+    )
+
+    created = create_player.sync_detailed(client=writer, body=newcomer)
+    player = created.parsed
+    check(
+        "create_player: 201 with the player",
+        created.status_code == HTTPStatus.CREATED
+        and isinstance(player, Player)
+        and player.squad_number == SQUAD_NUMBER
+        and player.date_of_birth == datetime.date(2001, 2, 3),
+        player,
+    )
+    assert isinstance(player, Player)
+    check("Location is the new player", created.headers.get("location") == f"/players/{player.id}")
+    check("an absent middle name comes back as None", player.middle_name is None)
+
+    again = create_player.sync_detailed(client=writer, body=newcomer)
+    check(
+        "the same squad number again: typed 409 squad_number_taken",
+        again.status_code == HTTPStatus.CONFLICT
+        and is_problem(again.parsed, 409, "squad_number_taken", "squadNumber"),
+        again.parsed,
+    )
+
+    too_long = PlayerInput.from_dict(
+        {**newcomer.to_dict(), "squadNumber": SQUAD_NUMBER + 1, "team": "x" * 101}
+    )
+    invalid = create_player.sync_detailed(client=writer, body=too_long)
+    check(
+        "a 101-character team: typed 422 naming team",
+        invalid.status_code == HTTPStatus.UNPROCESSABLE_ENTITY
+        and is_problem(invalid.parsed, 422, "validation_failed", "team"),
+        invalid.parsed,
+    )
+
+    fetched = get_player.sync_detailed(player.id, client=anyone)
+    check(
+        "get_player by the new id: 200",
+        fetched.status_code == HTTPStatus.OK
+        and isinstance(fetched.parsed, Player)
+        and fetched.parsed.last_name == "Tester",
+        fetched.parsed,
+    )
+
+    replacement = PlayerInput.from_dict(
+        {**newcomer.to_dict(), "team": "Contract FC", "starting11": True}
+    )
+    replaced = replace_player.sync_detailed(SQUAD_NUMBER, client=writer, body=replacement)
+    check("replace_player: 204", replaced.status_code == HTTPStatus.NO_CONTENT, replaced.parsed)
+
+    scoped_out = replace_player.sync_detailed(SQUAD_NUMBER, client=reader, body=replacement)
+    check(
+        "replace_player without players:write: typed 403",
+        scoped_out.status_code == HTTPStatus.FORBIDDEN
+        and is_problem(scoped_out.parsed, 403, "insufficient_scope"),
+        scoped_out.parsed,
+    )
+
+    after = get_player_by_squad_number.sync_detailed(SQUAD_NUMBER, client=anyone)
+    check(
+        "get_player_by_squad_number shows the replacement",
+        isinstance(after.parsed, Player)
+        and after.parsed.team == "Contract FC"
+        and after.parsed.starting11 is True,
+        after.parsed,
+    )
+
+    removed = delete_player.sync_detailed(SQUAD_NUMBER, client=writer)
+    check("delete_player: 204", removed.status_code == HTTPStatus.NO_CONTENT, removed.parsed)
+
+    gone = get_player_by_squad_number.sync_detailed(SQUAD_NUMBER, client=anyone)
+    check(
+        "then get_player_by_squad_number: typed 404",
+        gone.status_code == HTTPStatus.NOT_FOUND and is_problem(gone.parsed, 404, "not_found"),
+        gone.parsed,
+    )
+
+    twice = delete_player.sync_detailed(SQUAD_NUMBER, client=writer)
+    check(
+        "delete_player again: typed 404",
+        twice.status_code == HTTPStatus.NOT_FOUND and is_problem(twice.parsed, 404, "not_found"),
+        twice.parsed,
+    )
+
+    print(f"python sdk: {passed} passed, {failed} failed")
+    return 0 if failed == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,325 @@
+#!/usr/bin/env bash
+# The contract in openapi/, used the way our users use it, against both services live on
+# loopback: TypeScript and Python SDKs generated from the committed specs (into a temporary
+# folder, never committed) drive the whole flow, the Postman collection runs under newman,
+# and schemathesis fuzzes both services from the same specs. Each leg prints
+# `==== leg: NAME ====`; a failed leg fails the run (the others still run and are reported).
+# Everything started here is stopped by process id when the script ends, however it ends.
+#
+#   bash tests/contract/run.sh          (make test-contract)
+#
+# Installs its tools with pinned versions: npm packages from package-lock.json into
+# tests/contract/node_modules, Python packages from requirements.txt into tests/contract/.venv
+# (both gitignored; reinstalled when the pin files change). Needs cargo, node >= 20.19 with
+# npm, python3 >= 3.11 and curl.
+#
+# Environment: CONTRACT_FUZZ_SECS (schemathesis time per service, default 60),
+# CONTRACT_FUZZ_EXAMPLES (per operation, default 50), CONTRACT_SEED (a schemathesis seed, to
+# replay a run), KEEP_TMP=1 (keep the logs, configs and generated SDKs).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+ROOT=$PWD
+CONTRACT=$ROOT/tests/contract
+BIN=$ROOT/target/debug
+VENV=$CONTRACT/.venv
+FUZZ_SECS=${CONTRACT_FUZZ_SECS:-60}
+FUZZ_EXAMPLES=${CONTRACT_FUZZ_EXAMPLES:-50}
+
+# The development clients of deploy/dev/auth-server.toml (public, development-only secrets).
+WRITER_ID=foobarbaz
+WRITER_SECRET=dev-secret-change-me
+READER_ID=reader
+READER_SECRET=reader-secret
+
+# Nothing from the caller's environment configures the services but the files written here.
+while read -r name; do unset "$name"; done < <(compgen -e | grep -E '^(AUTH|API)_' || true)
+
+# ---------------------------------------------------------------------------------------------
+# Reporting: setup legs stop the run when they fail; test legs are counted.
+
+declare -a PASSED_LEGS=() FAILED_LEGS=()
+leg() { printf '\n==== leg: %s ====\n' "$*"; }
+note() { printf '    %s\n' "$*"; }
+die() {
+  printf '    FAIL  %s\n' "$*"
+  exit 1
+}
+# run_leg NAME FUNCTION: runs a test leg, records its outcome, carries on either way.
+run_leg() {
+  local name=$1 started=$SECONDS
+  leg "$name"
+  if ("$2"); then
+    PASSED_LEGS+=("$name")
+    printf -- '---- leg passed: %s (%ds)\n' "$name" $((SECONDS - started))
+  else
+    FAILED_LEGS+=("$name")
+    printf -- '---- leg FAILED: %s (%ds)\n' "$name" $((SECONDS - started))
+  fi
+}
+
+# ---------------------------------------------------------------------------------------------
+# Processes: each one started here is recorded by pid and stopped by pid.
+
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/contract-test.XXXXXX")
+declare -A PID=()
+declare -a STARTED=()
+
+start() { # start NAME COMMAND...: in the background, output to $TMP/NAME.log
+  local name=$1
+  shift
+  "$@" >"$TMP/$name.log" 2>&1 &
+  PID[$name]=$!
+  STARTED+=("$name")
+}
+
+stop() { # stop NAME: TERM, up to 10 s to exit, then KILL
+  local pid=${PID[$1]:-}
+  [[ -n $pid ]] || return 0
+  {
+    kill -TERM "$pid" || true
+    for _ in $(seq 100); do
+      kill -0 "$pid" || break
+      sleep 0.1
+    done
+    if kill -0 "$pid"; then kill -KILL "$pid" || true; fi
+    wait "$pid" || true
+  } 2>/dev/null
+  unset "PID[$1]"
+}
+
+cleanup() {
+  local rc=$?
+  set +e
+  trap - EXIT INT TERM
+  if ((rc != 0)); then
+    for name in "${STARTED[@]}"; do
+      printf '\n---- %s.log: errors, then the last lines ----\n' "$name"
+      grep -E '^\S+ +ERROR ' "$TMP/$name.log" | tail -n 20
+      tail -n 10 "$TMP/$name.log"
+    done
+  fi
+  for ((i = ${#STARTED[@]} - 1; i >= 0; i--)); do
+    stop "${STARTED[i]}"
+  done
+  if [[ ${KEEP_TMP:-0} == 1 ]]; then echo "kept $TMP"; else rm -rf "$TMP"; fi
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+free_ports() { # free_ports N: N distinct free loopback ports
+  python3 - "$1" <<'EOF'
+import socket, sys
+socks = []
+for _ in range(int(sys.argv[1])):
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    socks.append(s)
+print(" ".join(str(s.getsockname()[1]) for s in socks))
+EOF
+}
+
+wait_ready() { # wait_ready NAME URL: until URL answers 2xx, while NAME lives (60 s)
+  for _ in $(seq 600); do
+    kill -0 "${PID[$1]}" 2>/dev/null || die "$1 exited while starting (its log is below)"
+    curl -fsS -o /dev/null --max-time 2 "$2" 2>/dev/null && return 0
+    sleep 0.1
+  done
+  die "$1 not ready at $2 after 60 s"
+}
+
+# sha256 of FILE, to know whether an install matches its pin file.
+digest() { sha256sum "$1" | cut -d' ' -f1; }
+
+# =============================================================================================
+
+leg "tools: npm packages (package-lock.json), Python packages (requirements.txt)"
+for tool in cargo node npm python3 curl; do
+  command -v "$tool" >/dev/null || die "$tool is required"
+done
+node -e 'const [a, b] = process.versions.node.split(".").map(Number);
+  process.exit(a > 20 || (a === 20 && b >= 19) ? 0 : 1)' ||
+  die "node >= 20.19 is required (@hey-api/openapi-ts); this is $(node --version)"
+python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' ||
+  die "python3 >= 3.11 is required (the generated Python SDK); this is $(python3 --version)"
+
+want=$(digest "$CONTRACT/package-lock.json")
+if [[ $(cat "$CONTRACT/node_modules/.contract-lock.sha256" 2>/dev/null) != "$want" ]]; then
+  note "npm ci in tests/contract"
+  (cd "$CONTRACT" && timeout 600 npm ci --no-audit --no-fund --loglevel=error) || die "npm ci failed"
+  echo "$want" >"$CONTRACT/node_modules/.contract-lock.sha256"
+fi
+want=$(digest "$CONTRACT/requirements.txt")
+if [[ ! -x $VENV/bin/schemathesis || $(cat "$VENV/.requirements.sha256" 2>/dev/null) != "$want" ]]; then
+  note "pip install -r requirements.txt into tests/contract/.venv"
+  rm -rf "$VENV"
+  python3 -m venv "$VENV"
+  timeout 600 "$VENV/bin/pip" install --quiet --disable-pip-version-check --no-deps \
+    -r "$CONTRACT/requirements.txt" || die "pip install failed"
+  "$VENV/bin/pip" check --disable-pip-version-check >/dev/null || die "pip check failed"
+  echo "$want" >"$VENV/.requirements.sha256"
+fi
+NODE_BIN=$CONTRACT/node_modules/.bin
+note "node $(node --version), openapi-ts $("$NODE_BIN/openapi-ts" --version | tail -n 1)," \
+  "tsc $("$NODE_BIN/tsc" --version | cut -d' ' -f2), newman $("$NODE_BIN/newman" --version)"
+note "$("$VENV/bin/python" --version), $("$VENV/bin/openapi-python-client" --version)," \
+  "$("$VENV/bin/schemathesis" --version)"
+
+leg "build: cargo build --workspace --bins"
+cargo build --workspace --bins --quiet || die "cargo build failed"
+[[ -x $BIN/auth-server && -x $BIN/resource-api ]] || die "binaries missing in $BIN"
+
+leg "services: auth-server and resource-api on free loopback ports, fresh SQLite databases"
+read -r AUTH_PORT API_PORT <<<"$(free_ports 2)"
+AUTH_URL=http://127.0.0.1:$AUTH_PORT
+API_URL=http://127.0.0.1:$API_PORT
+cat >"$TMP/auth-server.toml" <<EOF
+bind = "127.0.0.1:$AUTH_PORT"
+issuer = "$AUTH_URL"
+database_url = "sqlite://$TMP/auth-server.sqlite?mode=rwc"
+
+[[clients]]
+client_id = "$WRITER_ID"
+client_secret = "$WRITER_SECRET"
+scopes = ["players:write"]
+audiences = ["players-api", "scouting-api"]
+grant_types = ["client_credentials"]
+
+[[clients]]
+client_id = "$READER_ID"
+client_secret = "$READER_SECRET"
+scopes = ["players:read"]
+audiences = ["players-api"]
+grant_types = ["client_credentials"]
+EOF
+cat >"$TMP/resource-api.toml" <<EOF
+bind = "127.0.0.1:$API_PORT"
+issuer = "$AUTH_URL"
+audience = "players-api"
+database_url = "sqlite://$TMP/resource-api.sqlite?mode=rwc"
+EOF
+start auth-server env NO_COLOR=1 LOG_FORMAT=compact "$BIN/auth-server" --config "$TMP/auth-server.toml"
+wait_ready auth-server "$AUTH_URL/health/ready"
+start resource-api env NO_COLOR=1 LOG_FORMAT=compact "$BIN/resource-api" --config "$TMP/resource-api.toml"
+wait_ready resource-api "$API_URL/health/ready"
+note "auth-server  $AUTH_URL (pid ${PID[auth-server]})"
+note "resource-api $API_URL (pid ${PID[resource-api]})"
+
+# What every driver gets: where the services are and who it is.
+export AUTH_URL API_URL
+export WRITER=$WRITER_ID:$WRITER_SECRET READER=$READER_ID:$READER_SECRET
+
+# ---------------------------------------------------------------------------------------------
+
+typescript_sdk() {
+  local dir=$TMP/ts
+  mkdir -p "$dir/gen" &&
+    cp "$CONTRACT/ts/driver.ts" "$CONTRACT/ts/tsconfig.json" "$dir/" &&
+    ln -s "$CONTRACT/node_modules" "$dir/node_modules" || return 1 # (for tsc's @types/node)
+  for spec in auth:auth-server players:resource-api; do
+    echo "    openapi-ts: openapi/${spec#*:}.json -> gen/${spec%%:*}"
+    "$NODE_BIN/openapi-ts" -i "$ROOT/openapi/${spec#*:}.json" -o "$dir/gen/${spec%%:*}" \
+      >"$TMP/openapi-ts-${spec%%:*}.log" 2>&1 || {
+      cat "$TMP/openapi-ts-${spec%%:*}.log"
+      return 1
+    }
+  done
+  echo "    tsc --noEmit: the driver type-checks against the generated SDKs"
+  (cd "$dir" && timeout 300 "$NODE_BIN/tsc" -p tsconfig.json) || return 1
+  SQUAD_NUMBER=77 timeout 120 "$NODE_BIN/tsx" "$dir/driver.ts"
+}
+
+python_sdk() {
+  local dir=$TMP/python
+  mkdir -p "$dir" || return 1
+  # openapi-python-client cannot yet generate an operation whose body has two content types
+  # (upstream issues #1276 and #1451: invalid code, a NameError on import). The auth-server's
+  # OAuth endpoints take the form (the standard) or JSON; this SDK gets the form alone. The
+  # TypeScript SDK sends JSON, newman sends the form.
+  "$VENV/bin/python" - "$ROOT/openapi/auth-server.json" "$dir/auth-server.form-only.json" <<'EOF' || return 1
+import json, sys
+spec = json.load(open(sys.argv[1]))
+for operation in (op for path in spec["paths"].values() for op in path.values()):
+    content = operation.get("requestBody", {}).get("content", {})
+    if "application/x-www-form-urlencoded" in content:
+        for media_type in [m for m in content if m.startswith("application/json")]:
+            del content[media_type]
+json.dump(spec, open(sys.argv[2], "w"))
+EOF
+  local spec package
+  for spec in "$dir/auth-server.form-only.json:auth_server_client" \
+    "$ROOT/openapi/resource-api.json:players_api_client"; do
+    package=${spec##*:}
+    echo "    openapi-python-client: ${spec%:*} -> $package"
+    printf 'project_name_override: %s\npackage_name_override: %s\n' "${package//_/-}" "$package" \
+      >"$dir/$package.yaml"
+    (cd "$dir" && PATH=$VENV/bin:$PATH timeout 300 openapi-python-client generate \
+      --path "${spec%:*}" --config "$package.yaml" --meta none --output-path "$package" \
+      --fail-on-warning) >"$TMP/openapi-python-client-$package.log" 2>&1 || {
+      cat "$TMP/openapi-python-client-$package.log"
+      return 1
+    }
+  done
+  SQUAD_NUMBER=78 PYTHONPATH=$dir timeout 120 "$VENV/bin/python" "$CONTRACT/python/driver.py"
+}
+
+postman() {
+  timeout 300 "$NODE_BIN/newman" run "$ROOT/tests/postman/players-api.postman_collection.json" \
+    -e "$ROOT/tests/postman/local.postman_environment.json" \
+    --env-var "authUrl=$AUTH_URL" --env-var "apiUrl=$API_URL" --env-var squadNumber=79 \
+    --color off --disable-unicode --timeout-request 10000
+}
+
+# The checks every response must pass; the resource-api also rejects every schema-violating
+# request (negative_data_rejection). The auth-server does not: poem-openapi reads a JSON number
+# or boolean where its OAuth bodies declare a string (a form body has only strings anyway).
+CHECKS=not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,response_headers_conformance
+# fuzz NAME SPEC URL [schemathesis options...]
+fuzz() {
+  local name=$1 spec=$2 url=$3
+  shift 3
+  local seed=()
+  [[ -z ${CONTRACT_SEED:-} ]] || seed=(--seed "$CONTRACT_SEED")
+  local log=$TMP/schemathesis-$name.out
+  # Run from $TMP: schemathesis writes its report directory where it runs.
+  (cd "$TMP" && timeout $((FUZZ_SECS + 120)) "$VENV/bin/schemathesis" run "$spec" --url "$url" \
+    --max-examples "$FUZZ_EXAMPLES" --max-time "$FUZZ_SECS" --request-timeout 10 \
+    --generation-database none --report-dir "$TMP/schemathesis-$name" --no-color \
+    "${seed[@]}" "$@") | tee "$log"
+  ((PIPESTATUS[0] == 0)) || return 1
+  # A run whose time ran out before the first case passes with nothing tested: not here.
+  local generated
+  generated=$(grep -oE '^ +[0-9]+ generated' "$log" | tr -dc '0-9')
+  if ((${generated:-0} == 0)); then
+    echo "    FAIL  schemathesis generated no test case"
+    return 1
+  fi
+}
+
+schemathesis_auth_server() {
+  fuzz auth-server "$ROOT/openapi/auth-server.json" "$AUTH_URL" --checks "$CHECKS" \
+    --auth "$WRITER"
+}
+
+schemathesis_resource_api() {
+  local token
+  token=$(curl -fsS --max-time 10 -u "$WRITER" -d grant_type=client_credentials \
+    -d audience=players-api "$AUTH_URL/auth/token" |
+    "$VENV/bin/python" -c 'import json, sys; print(json.load(sys.stdin)["access_token"])') ||
+    return 1
+  fuzz resource-api "$ROOT/openapi/resource-api.json" "$API_URL" \
+    --checks "$CHECKS,negative_data_rejection" --header "Authorization: Bearer $token"
+}
+
+run_leg "typescript sdk (@hey-api/openapi-ts)" typescript_sdk
+run_leg "python sdk (openapi-python-client)" python_sdk
+run_leg "postman collection (newman)" postman
+# The fuzzers come last: they create, change and delete players at random.
+run_leg "schemathesis: auth-server" schemathesis_auth_server
+run_leg "schemathesis: resource-api" schemathesis_resource_api
+
+leg "summary"
+for name in "${PASSED_LEGS[@]}"; do printf '    ok    %s\n' "$name"; done
+for name in "${FAILED_LEGS[@]}"; do printf '    FAIL  %s\n' "$name"; done
+printf 'contract: %d passed, %d failed\n' "${#PASSED_LEGS[@]}" "${#FAILED_LEGS[@]}"
+((${#FAILED_LEGS[@]} == 0))

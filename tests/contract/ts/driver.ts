@@ -1,0 +1,285 @@
+// The TypeScript SDK a user generates with @hey-api/openapi-ts from openapi/*.json, driving
+// the whole flow against the live services: a token (client credentials, HTTP Basic), the
+// players listed, one created, replaced and deleted, and 400/401/403/404/409/422 seen as the
+// typed errors the spec promises.
+//
+// run.sh generates the SDKs into ./gen (in a temporary copy of this folder), type-checks this
+// file against them with tsc, then runs it with tsx. Environment: AUTH_URL, API_URL,
+// WRITER (client_id:client_secret with players:write), READER (without it), SQUAD_NUMBER
+// (free in the seeded squad).
+
+import { createClient as createAuthClient } from './gen/auth/client';
+import { issueToken } from './gen/auth/sdk.gen';
+import type { OAuthError } from './gen/auth/types.gen';
+import { createClient as createPlayersClient } from './gen/players/client';
+import {
+  createPlayer,
+  deletePlayer,
+  getPlayer,
+  getPlayerBySquadNumber,
+  listPlayers,
+  replacePlayer,
+} from './gen/players/sdk.gen';
+import type { Player, PlayerInput, Problem } from './gen/players/types.gen';
+
+function env(name: string): string {
+  const value = process.env[name];
+  if (!value) throw new Error(`${name} is not set`);
+  return value;
+}
+
+const AUTH_URL = env('AUTH_URL');
+const API_URL = env('API_URL');
+const WRITER = env('WRITER');
+const READER = env('READER');
+const SQUAD_NUMBER = Number(env('SQUAD_NUMBER'));
+
+let passed = 0;
+let failed = 0;
+
+function check(what: string, ok: boolean, detail?: unknown): void {
+  if (ok) {
+    passed += 1;
+    console.log(`    ok    ${what}`);
+  } else {
+    failed += 1;
+    console.log(`    FAIL  ${what}${detail === undefined ? '' : `: ${JSON.stringify(detail)}`}`);
+  }
+}
+
+/** A typed error body of the players API, checked for its code (and field). */
+function isProblem(
+  error: Problem | undefined,
+  status: number,
+  code: string,
+  field?: string,
+): boolean {
+  return (
+    error !== undefined &&
+    error.status === status &&
+    error.error === code &&
+    typeof error.requestId === 'string' &&
+    (field === undefined || error.field === field)
+  );
+}
+
+const authClient = createAuthClient({ baseUrl: AUTH_URL });
+const playersClient = createPlayersClient({ baseUrl: API_URL });
+
+/**
+ * RFC 6749 §4.4 with client_secret_basic. The SDK sends the JSON body the spec allows beside
+ * the standard form (the Python driver and the Postman collection send the form).
+ */
+async function token(credentials: string) {
+  return issueToken({
+    client: authClient,
+    auth: credentials, // sent as `Authorization: Basic base64(id:secret)`
+    body: { grant_type: 'client_credentials', audience: 'players-api' },
+  });
+}
+
+async function main(): Promise<void> {
+  console.log('  token endpoint (auth-server SDK)');
+  const issued = await token(WRITER);
+  check(
+    'client credentials with HTTP Basic: 200 and a Bearer token',
+    issued.response.status === 200 && issued.data?.token_type === 'Bearer',
+    issued.error,
+  );
+  check(
+    'no-store on the token response',
+    issued.response.headers.get('cache-control') === 'no-store',
+  );
+  const writeToken = issued.data?.access_token ?? '';
+  check(
+    'the granted scope is players:write',
+    issued.data?.scope === 'players:write',
+    issued.data?.scope,
+  );
+
+  const [clientId] = WRITER.split(':');
+  const refused = await token(`${clientId}:not-the-secret`);
+  const oauthError: OAuthError | undefined = refused.error;
+  check(
+    'a wrong secret is a typed 401 invalid_client',
+    refused.response.status === 401 && oauthError?.error === 'invalid_client',
+    refused.error,
+  );
+  check(
+    'with a Basic challenge',
+    refused.response.headers.get('www-authenticate') === 'Basic realm="auth-server"',
+  );
+
+  const readerIssued = await token(READER);
+  check(
+    'the reader client gets a token too',
+    readerIssued.response.status === 200,
+    readerIssued.error,
+  );
+  const readToken = readerIssued.data?.access_token ?? '';
+
+  console.log('  players (resource-api SDK)');
+  const listed = await listPlayers({ client: playersClient });
+  const squad: Player[] = listed.data ?? [];
+  check(
+    'listPlayers: 200 with the seeded squad',
+    listed.response.status === 200 && squad.length >= 26,
+    squad.length,
+  );
+  check('no player has our squad number yet', !squad.some((p) => p.squadNumber === SQUAD_NUMBER));
+
+  const newcomer: PlayerInput = {
+    firstName: 'Contract',
+    lastName: 'Tester',
+    squadNumber: SQUAD_NUMBER,
+    position: 'Centre-Forward',
+    abbrPosition: 'CF',
+    dateOfBirth: '2001-02-03',
+    starting11: false,
+  };
+
+  const anonymous = await createPlayer({ client: playersClient, body: newcomer });
+  check(
+    'createPlayer without a token: typed 401',
+    anonymous.response.status === 401 && anonymous.error?.status === 401,
+    anonymous.error,
+  );
+  check(
+    'with the bare Bearer challenge',
+    anonymous.response.headers.get('www-authenticate') === 'Bearer realm="players-api"',
+  );
+
+  const forged = await createPlayer({
+    client: playersClient,
+    auth: `${writeToken}x`,
+    body: newcomer,
+  });
+  check(
+    'createPlayer with a bad token: typed 401 invalid_token',
+    forged.response.status === 401 && isProblem(forged.error, 401, 'invalid_token'),
+    forged.error,
+  );
+
+  const reader = await createPlayer({ client: playersClient, auth: readToken, body: newcomer });
+  check(
+    'createPlayer without players:write: typed 403 insufficient_scope',
+    reader.response.status === 403 && isProblem(reader.error, 403, 'insufficient_scope'),
+    reader.error,
+  );
+  check(
+    'with the insufficient_scope challenge',
+    (reader.response.headers.get('www-authenticate') ?? '').includes('scope="players:write"'),
+  );
+
+  const created = await createPlayer({ client: playersClient, auth: writeToken, body: newcomer });
+  const player = created.data;
+  check(
+    'createPlayer: 201 with the player',
+    created.response.status === 201 && player?.squadNumber === SQUAD_NUMBER,
+    created.error,
+  );
+  check(
+    'Location is the new player',
+    created.response.headers.get('location') === `/players/${player?.id}`,
+  );
+  check('an absent middle name comes back as null', player?.middleName === null);
+
+  const again = await createPlayer({ client: playersClient, auth: writeToken, body: newcomer });
+  check(
+    'the same squad number again: typed 409 squad_number_taken',
+    again.response.status === 409 &&
+      isProblem(again.error, 409, 'squad_number_taken', 'squadNumber'),
+    again.error,
+  );
+
+  const blank = await createPlayer({
+    client: playersClient,
+    auth: writeToken,
+    body: { ...newcomer, squadNumber: SQUAD_NUMBER + 1, firstName: '   ' },
+  });
+  check(
+    'a blank first name: typed 422 naming firstName',
+    blank.response.status === 422 && isProblem(blank.error, 422, 'validation_failed', 'firstName'),
+    blank.error,
+  );
+
+  const malformed = await getPlayer({ client: playersClient, path: { id: 'not-a-uuid' } });
+  check(
+    'getPlayer with an id that is no UUID: typed 400',
+    malformed.response.status === 400 && isProblem(malformed.error, 400, 'bad_request'),
+    malformed.error,
+  );
+
+  const fetched = await getPlayer({ client: playersClient, path: { id: player?.id ?? '' } });
+  check(
+    'getPlayer by the new id: 200',
+    fetched.response.status === 200 && fetched.data?.lastName === 'Tester',
+    fetched.error,
+  );
+
+  const replaced = await replacePlayer({
+    client: playersClient,
+    auth: writeToken,
+    path: { squadNumber: SQUAD_NUMBER },
+    body: { ...newcomer, team: 'Contract FC', starting11: true },
+  });
+  check('replacePlayer: 204', replaced.response.status === 204, replaced.error);
+
+  const mismatch = await replacePlayer({
+    client: playersClient,
+    auth: writeToken,
+    path: { squadNumber: SQUAD_NUMBER },
+    body: { ...newcomer, squadNumber: SQUAD_NUMBER + 1 },
+  });
+  check(
+    'replacePlayer with another squad number in the body: typed 400',
+    mismatch.response.status === 400 && isProblem(mismatch.error, 400, 'squad_number_mismatch'),
+    mismatch.error,
+  );
+
+  const after = await getPlayerBySquadNumber({
+    client: playersClient,
+    path: { squadNumber: SQUAD_NUMBER },
+  });
+  check(
+    'getPlayerBySquadNumber shows the replacement',
+    after.data?.team === 'Contract FC' && after.data?.starting11 === true,
+    after.data,
+  );
+
+  const removed = await deletePlayer({
+    client: playersClient,
+    auth: writeToken,
+    path: { squadNumber: SQUAD_NUMBER },
+  });
+  check('deletePlayer: 204', removed.response.status === 204, removed.error);
+
+  const gone = await getPlayerBySquadNumber({
+    client: playersClient,
+    path: { squadNumber: SQUAD_NUMBER },
+  });
+  check(
+    'then getPlayerBySquadNumber: typed 404',
+    gone.response.status === 404 && isProblem(gone.error, 404, 'not_found'),
+    gone.error,
+  );
+
+  const twice = await deletePlayer({
+    client: playersClient,
+    auth: writeToken,
+    path: { squadNumber: SQUAD_NUMBER },
+  });
+  check(
+    'deletePlayer again: typed 404',
+    twice.response.status === 404 && isProblem(twice.error, 404, 'not_found'),
+    twice.error,
+  );
+
+  console.log(`typescript sdk: ${passed} passed, ${failed} failed`);
+  process.exitCode = failed === 0 ? 0 : 1;
+}
+
+main().catch((err: unknown) => {
+  console.error('typescript sdk: the driver itself failed:', err);
+  process.exitCode = 1;
+});
