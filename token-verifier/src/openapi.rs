@@ -142,7 +142,9 @@ pub async fn authenticate(
     match verifier.verify(token).await {
         Ok(claims) => Ok(claims),
         Err(err) => {
-            tracing::info!(reason = %err, "bearer token refused");
+            // Debug, not info: a flood of bad tokens must not become a flood of log lines (the
+            // 401s are counted in the metrics).
+            tracing::debug!(reason = %err, "bearer token refused");
             Err(BearerRejection::invalid_token(realm, err))
         }
     }

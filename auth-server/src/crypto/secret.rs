@@ -12,10 +12,11 @@
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
-use argon2::{Argon2, PasswordHasher, PasswordVerifier};
+use argon2::{Algorithm, Argon2, Block, Params, PasswordHash, PasswordHasher, Version};
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
+use subtle::ConstantTimeEq;
 use tokio::sync::{mpsc, oneshot};
 
 /// Entries kept before the memory is cleared (each is 32 bytes).
@@ -48,6 +49,36 @@ pub fn generate_secret() -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
+/// Verifies `secret` against a PHC string, hashing into `memory` (grown once to the largest
+/// `m_cost` seen) rather than a fresh 19 MiB allocation per call.
+fn verify_in(memory: &mut Vec<Block>, secret: &[u8], phc: &str) -> bool {
+    let Ok(hash) = PasswordHash::new(phc) else {
+        return false;
+    };
+    let (Some(salt), Some(expected)) = (&hash.salt, &hash.hash) else {
+        return false;
+    };
+    let (Ok(params), Ok(algorithm)) = (
+        Params::try_from(&hash),
+        Algorithm::try_from(hash.algorithm.as_str()),
+    ) else {
+        return false;
+    };
+    let version = match hash.version.map(Version::try_from).transpose() {
+        Ok(version) => version.unwrap_or_default(),
+        Err(_) => return false,
+    };
+    let blocks = params.block_count();
+    if memory.len() < blocks {
+        memory.resize(blocks, Block::default());
+    }
+    let mut out = vec![0u8; expected.len()];
+    Argon2::new(algorithm, version, params)
+        .hash_password_into_with_memory(secret, salt.as_ref(), &mut out, &mut memory[..blocks])
+        .is_ok()
+        && bool::from(out.as_slice().ct_eq(expected.as_bytes()))
+}
+
 /// One argon2id verification: the stored hash, the presented secret, where to answer.
 type Job = (Arc<str>, String, oneshot::Sender<bool>);
 
@@ -68,15 +99,15 @@ impl Argon2Workers {
             let spawned = std::thread::Builder::new()
                 .name(format!("argon2-{i}"))
                 .spawn(move || {
+                    // This thread's argon2 working area, allocated once and reused.
+                    let mut memory: Vec<Block> = Vec::new();
                     loop {
                         // One worker waits on the queue at a time; the others wait on the lock.
                         let job = queue.lock().expect("argon2 queue lock").blocking_recv();
                         let Some((hash, secret, answer)) = job else {
                             return;
                         };
-                        let ok = Argon2::default()
-                            .verify_password(secret.as_bytes(), &*hash)
-                            .is_ok();
+                        let ok = verify_in(&mut memory, secret.as_bytes(), &hash);
                         let _ = answer.send(ok);
                     }
                 });
@@ -213,6 +244,24 @@ mod tests {
         let rotated = hash_secret("new").unwrap();
         assert!(!verifier.verify(Some(&rotated), "old").await.unwrap());
         assert!(verifier.verify(Some(&rotated), "new").await.unwrap());
+    }
+
+    #[test]
+    fn verifying_in_reused_memory_agrees_with_the_argon2_crate_for_any_parameters() {
+        use argon2::CustomizedPasswordHasher;
+        let mut memory = Vec::new();
+        let small = Params::new(64, 1, 1, None).unwrap();
+        let salt = b"0123456789abcdef";
+        let custom = Argon2::default()
+            .hash_password_customized(b"pw", salt, None, None, small)
+            .unwrap()
+            .to_string();
+        let default = hash_secret("pw").unwrap();
+        for phc in [&custom, &default, &custom] {
+            assert!(verify_in(&mut memory, b"pw", phc), "{phc}");
+            assert!(!verify_in(&mut memory, b"pW", phc), "{phc}");
+        }
+        assert!(!verify_in(&mut memory, b"pw", "$argon2id$not-a-hash"));
     }
 
     #[test]

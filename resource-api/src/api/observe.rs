@@ -83,10 +83,12 @@ impl<E: Endpoint> Endpoint for ObserveEndpoint<E> {
                 tracing::warn!(status, operation, latency_ms, "request served: not ready");
             } else if status >= 500 {
                 tracing::error!(status, operation, latency_ms, "request failed");
-            } else if method.is_safe() && status < 400 {
-                tracing::debug!(status, operation, latency_ms, "request served");
-            } else {
+            } else if !method.is_safe() && status < 400 {
                 tracing::info!(status, operation, latency_ms, "request served");
+            } else {
+                // Reads and refusals: counted in the metrics, logged only at debug, so a flood
+                // of bad requests does not become a flood of log lines.
+                tracing::debug!(status, operation, latency_ms, "request served");
             }
         });
         Ok(response)
