@@ -568,3 +568,34 @@ async fn the_verified_secret_cache_can_be_disabled_and_tokens_still_issue() {
         .await;
     assert_oauth_error(wrong, 401, "invalid_client").await;
 }
+
+#[tokio::test]
+async fn a_body_that_stops_arriving_gets_408_in_the_oauth_shape() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (server, _db) = spawn_auth_server().await;
+    let address = server.address.trim_start_matches("http://");
+    let mut socket = tokio::net::TcpStream::connect(address).await.unwrap();
+
+    let head = format!(
+        "POST /auth/token HTTP/1.1\r\nHost: {address}\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\n\r\ngrant"
+    );
+    socket.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(
+        std::time::Duration::from_secs(20),
+        socket.read_to_end(&mut answer),
+    )
+    .await;
+
+    assert!(read.is_ok(), "the server must answer, not wait for ever");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains(r#""error":"invalid_request""#), "{answer}");
+    assert!(
+        answer
+            .to_ascii_lowercase()
+            .contains("cache-control: no-store"),
+        "{answer}"
+    );
+}

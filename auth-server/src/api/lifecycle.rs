@@ -83,6 +83,9 @@ pub enum IntrospectResponse {
     /// `invalid_client`.
     #[oai(status = 401)]
     Unauthorized(Json<OAuthError>, #[oai(header = "WWW-Authenticate")] String),
+    /// `invalid_request`: the body did not arrive within 10 s.
+    #[oai(status = 408)]
+    RequestTimeout(Json<OAuthError>),
     /// `invalid_request`: the body is larger than the server accepts.
     #[oai(status = 413)]
     PayloadTooLarge(Json<OAuthError>),
@@ -115,6 +118,9 @@ pub enum RevokeResponse {
     /// `invalid_client`.
     #[oai(status = 401)]
     Unauthorized(Json<OAuthError>, #[oai(header = "WWW-Authenticate")] String),
+    /// `invalid_request`: the body did not arrive within 10 s.
+    #[oai(status = 408)]
+    RequestTimeout(Json<OAuthError>),
     /// `invalid_request`: the body is larger than the server accepts.
     #[oai(status = 413)]
     PayloadTooLarge(Json<OAuthError>),

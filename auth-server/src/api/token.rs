@@ -137,6 +137,9 @@ pub enum TokenResponse {
     /// `invalid_client`: unknown client, wrong secret, or no client authentication.
     #[oai(status = 401)]
     Unauthorized(Json<OAuthError>, #[oai(header = "WWW-Authenticate")] String),
+    /// `invalid_request`: the body did not arrive within 10 s.
+    #[oai(status = 408)]
+    RequestTimeout(Json<OAuthError>),
     /// `invalid_request`: the body is larger than the server accepts.
     #[oai(status = 413)]
     PayloadTooLarge(Json<OAuthError>),
