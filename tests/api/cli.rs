@@ -1,16 +1,7 @@
 //! `auth-server clients …`: the secret is printed once, stored hashed, and rotation or removal
 //! takes effect at once on a running server, even for a secret it has already verified.
 
-use crate::helpers::{cli, spawn_auth_server};
-
-fn secret_from(printed: &str) -> String {
-    printed
-        .lines()
-        .find_map(|l| l.strip_prefix("client_secret:"))
-        .expect("the secret is printed")
-        .trim()
-        .to_owned()
-}
+use crate::helpers::{cli, secret_from, spawn_auth_server};
 
 #[tokio::test]
 async fn an_added_client_gets_tokens_with_its_printed_secret() {

@@ -342,3 +342,13 @@ pub async fn cli_with_password(
     result.map_err(|e| e.to_string())?;
     Ok(String::from_utf8(out).unwrap())
 }
+
+/// The secret `clients add` or `clients rotate-secret` printed.
+pub fn secret_from(printed: &str) -> String {
+    printed
+        .lines()
+        .find_map(|l| l.strip_prefix("client_secret:"))
+        .expect("the secret is printed")
+        .trim()
+        .to_owned()
+}

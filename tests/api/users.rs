@@ -7,7 +7,8 @@ use serde_json::Value;
 
 use crate::helpers::{
     APP_ID, APP_SECRET, AuthServer, CLIENT_ID, CLIENT_SECRET, PASSWORD, READER_ID, READER_SECRET,
-    USERNAME, cli, cli_with_password, decode_unverified, spawn_auth_server, spawn_auth_server_with,
+    USERNAME, cli, cli_with_password, decode_unverified, secret_from, spawn_auth_server,
+    spawn_auth_server_with,
 };
 
 async fn password_grant(
@@ -377,12 +378,7 @@ async fn a_cli_rotated_secret_stays_rotated_across_restarts() {
     )
     .await
     .unwrap();
-    let old = added
-        .lines()
-        .find_map(|l| l.strip_prefix("client_secret:"))
-        .unwrap()
-        .trim()
-        .to_owned();
+    let old = secret_from(&added);
     cli(&server.settings, &["clients", "rotate-secret", "svc"])
         .await
         .unwrap();
