@@ -1,7 +1,7 @@
 //! `auth-server clients …`: the secret is printed once, stored hashed, and rotation or removal
 //! takes effect at once on a running server, even for a secret it has already verified.
 
-use crate::helpers::{cli, secret_from, spawn_auth_server};
+use crate::helpers::{assert_oauth_error_code, cli, secret_from, spawn_auth_server};
 
 #[tokio::test]
 async fn an_added_client_gets_tokens_with_its_printed_secret() {
@@ -83,7 +83,7 @@ async fn a_rotated_secret_stops_working_at_once_even_after_it_was_verified() {
         .token_basic("svc", &old, &[("grant_type", "client_credentials")])
         .await;
 
-    assert_eq!(with_old.status(), 401);
+    assert_oauth_error_code(with_old, 401, "invalid_client").await;
     server.access_token_for("svc", &new, &[]).await;
 }
 
@@ -115,7 +115,7 @@ async fn a_removed_client_is_refused() {
         .token_basic("gone", &secret, &[("grant_type", "client_credentials")])
         .await;
 
-    assert_eq!(response.status(), 401);
+    assert_oauth_error_code(response, 401, "invalid_client").await;
     assert!(
         cli(&server.settings, &["clients", "remove", "gone"])
             .await

@@ -352,3 +352,10 @@ pub fn secret_from(printed: &str) -> String {
         .trim()
         .to_owned()
 }
+
+/// Asserts an RFC 6749 error answer: the status and the `error` code.
+pub async fn assert_oauth_error_code(response: reqwest::Response, status: u16, error: &str) {
+    assert_eq!(response.status(), status, "status for {error}");
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"], error, "{body}");
+}

@@ -7,8 +7,8 @@ use serde_json::Value;
 
 use crate::helpers::{
     APP_ID, APP_SECRET, AuthServer, CLIENT_ID, CLIENT_SECRET, PASSWORD, READER_ID, READER_SECRET,
-    USERNAME, cli, cli_with_password, decode_unverified, secret_from, spawn_auth_server,
-    spawn_auth_server_with,
+    USERNAME, assert_oauth_error_code, cli, cli_with_password, decode_unverified, secret_from,
+    spawn_auth_server, spawn_auth_server_with,
 };
 
 async fn password_grant(
@@ -386,7 +386,8 @@ async fn a_cli_rotated_secret_stays_rotated_across_restarts() {
     let server = restart(server).await;
 
     let form = [("grant_type", "client_credentials")];
-    assert_eq!(server.token_basic("svc", &old, &form).await.status(), 401);
+    let with_old = server.token_basic("svc", &old, &form).await;
+    assert_oauth_error_code(with_old, 401, "invalid_client").await;
 }
 
 #[tokio::test]
