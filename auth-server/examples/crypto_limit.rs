@@ -70,6 +70,7 @@ fn claims(issuer: &str) -> AccessTokenClaims {
         nbf: now,
         exp: now + 3600,
         jti: uuid::Uuid::new_v4().to_string(),
+        cnf: None,
     }
 }
 

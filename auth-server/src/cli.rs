@@ -1,17 +1,20 @@
-//! The command line: `serve` (default), `clients …`, `keys …`, `openapi`.
-
-use std::path::PathBuf;
+//! The command line: `serve` (default), `clients …`, `users …`, `keys …`, `openapi`. It parses,
+//! opens what the command needs, calls the same operations the server uses (`admin`, `keys`)
+//! and prints.
 
 use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
+use service_kit::telemetry::{LogFormat, TraceExport, init_telemetry};
 
+use crate::admin::ClientSpec;
 use crate::config::Settings;
-use crate::crypto;
-use crate::domain::{Audience, ClientId, GrantType, NewClient, ScopeSet, User, Username};
-use crate::keys::now_secs;
-use crate::startup::{Application, Bootstrap, Services};
-use crate::storage::StorageError;
+use crate::domain::{ClientAuthentication, ClientKeys};
+use crate::startup::{self, Application};
+use crate::storage::Database;
+use crate::stores::KeyStore as _;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -20,8 +23,8 @@ use crate::storage::StorageError;
     about = "OAuth 2.0 authorization server issuing RFC 9068 JWT access tokens"
 )]
 pub struct Cli {
-    /// TOML configuration file (also AUTH_CONFIG).
-    #[arg(long, global = true)]
+    /// TOML configuration file (layered over defaults, under `.env` and `AUTH_*` variables).
+    #[arg(long, global = true, env = "AUTH_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -40,7 +43,7 @@ pub enum Command {
     /// Manage signing keys.
     #[command(subcommand)]
     Keys(KeysCommand),
-    /// Print the OpenAPI document.
+    /// Print the OpenAPI document (needs no configuration, database or key).
     Openapi,
 }
 
@@ -50,9 +53,9 @@ pub enum ClientsCommand {
     Add(AddClient),
     /// List clients (never their secrets).
     List,
-    /// Delete a client.
+    /// Delete a client (and revoke its refresh tokens).
     Remove { client_id: String },
-    /// Replace a client's secret; prints the new one once. The old one stops working at once.
+    /// Replace a client's secret; prints the new one once.
     RotateSecret { client_id: String },
 }
 
@@ -69,6 +72,21 @@ pub struct AddClient {
     /// Allowed grant (repeat): client_credentials (default), password, refresh_token.
     #[arg(long = "grant-type", default_value = "client_credentials")]
     pub grant_types: Vec<String>,
+    /// `private_key_jwt` with these public keys (a JWKS file): no secret is generated.
+    #[arg(long, conflicts_with_all = ["jwks_uri", "federated_issuer"])]
+    pub jwks_file: Option<PathBuf>,
+    /// `private_key_jwt` with public keys fetched from this URL: no secret is generated.
+    #[arg(long, conflicts_with = "federated_issuer")]
+    pub jwks_uri: Option<String>,
+    /// Workload identity: a `[[trusted_issuers]]` issuer whose token about
+    /// `--federated-subject` authenticates the client; no secret is generated.
+    #[arg(long, requires = "federated_subject")]
+    pub federated_issuer: Option<String>,
+    #[arg(long, requires = "federated_issuer")]
+    pub federated_subject: Option<String>,
+    /// Its access tokens must be DPoP-bound (RFC 9449).
+    #[arg(long)]
+    pub dpop_bound: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -88,6 +106,21 @@ pub enum UsersCommand {
     Enable { username: String },
     /// Delete a user and revoke their refresh tokens.
     Remove { username: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// List signing keys and their states.
+    List,
+    /// Add a new key: published now, signing after key_publish_ahead_secs (or at once with --now).
+    Rotate {
+        /// Activate at once (emergency: resource servers fetch it on first sight of its kid).
+        #[arg(long)]
+        now: bool,
+    },
+    /// Revoke a compromised key: unpublished and untrusted at every instance's next key
+    /// refresh; if it is the active key, a new key signs at once.
+    Revoke { kid: String },
 }
 
 /// Where the CLI reads a password from.
@@ -111,18 +144,6 @@ impl PasswordSource for StdinPassword {
     }
 }
 
-#[derive(Debug, Subcommand)]
-pub enum KeysCommand {
-    /// List signing keys and their states.
-    List,
-    /// Add a new key: published now, signing after key_publish_ahead_secs (or at once with --now).
-    Rotate {
-        /// Activate at once (emergency: resource servers fetch it on first sight of its kid).
-        #[arg(long)]
-        now: bool,
-    },
-}
-
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct CliError(pub String);
@@ -131,31 +152,48 @@ fn fail(e: impl std::fmt::Display) -> CliError {
     CliError(e.to_string())
 }
 
+/// The binary's entry point: logs to stderr, runs the command, turns errors into an exit code.
+pub async fn main(cli: Cli) -> ExitCode {
+    let _telemetry = init_telemetry(LogFormat::from_env(), trace_export(&cli));
+    match run(cli, &mut StdinPassword, &mut std::io::stdout()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("auth-server: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Where `serve` exports spans (`otlp_endpoint`), read before logging starts because the
+/// exporter is part of the log subscriber. The settings are read again, with their errors
+/// reported, by `run`; the other commands export nothing.
+fn trace_export(cli: &Cli) -> Option<TraceExport> {
+    if !matches!(cli.command, None | Some(Command::Serve)) {
+        return None;
+    }
+    let settings = service_kit::config::load_settings::<Settings>(cli.config.as_deref()).ok()?;
+    TraceExport::from_setting(settings.settings.otlp_endpoint.as_deref(), "auth-server")
+}
+
 /// Runs a command; passwords come from `passwords`, what it prints for the user goes to `out`.
 pub async fn run(
     cli: Cli,
     passwords: &mut dyn PasswordSource,
     out: &mut dyn Write,
 ) -> Result<(), CliError> {
-    if matches!(cli.command, Some(Command::Openapi)) {
-        // The document depends on code only: default settings, an in-memory database.
-        let settings = Settings {
-            database_url: "sqlite::memory:".into(),
-            ..Settings::default()
-        };
-        let services = Services::build(&settings, Bootstrap::Skip)
-            .await
-            .map_err(fail)?;
-        writeln!(
-            out,
-            "{}",
-            crate::api::openapi_json(&services.app_state(&settings))
-        )
-        .map_err(fail)?;
-        return Ok(());
+    let command = cli.command.unwrap_or(Command::Serve);
+    if let Command::Openapi = command {
+        // The document depends on the code only.
+        let issuer = Settings::default().issuer_str();
+        return writeln!(out, "{}", crate::api::openapi_json(&issuer)).map_err(fail);
     }
-    let settings = Settings::load(cli.config.as_deref()).map_err(fail)?;
-    match cli.command.unwrap_or(Command::Serve) {
+    let loaded =
+        service_kit::config::load_settings::<Settings>(cli.config.as_deref()).map_err(fail)?;
+    for warning in &loaded.warnings {
+        tracing::warn!("{warning}");
+    }
+    let settings = loaded.settings;
+    match command {
         Command::Serve => {
             let app = Application::build(settings).await.map_err(fail)?;
             app.run_until_stopped().await.map_err(fail)
@@ -167,16 +205,11 @@ pub async fn run(
     }
 }
 
-/// A client or user declared in the configuration is managed there: the server re-applies it
-/// at every start, so a CLI change would silently come undone.
-fn managed_in_config(what: &str, name: &str, index: Option<usize>) -> Result<(), CliError> {
-    match index {
-        Some(i) => Err(CliError(format!(
-            "{what} {name} is managed by the configuration file ({what}s[{i}]); change it there \
-             and restart, or remove it from the file to manage it here"
-        ))),
-        None => Ok(()),
-    }
+/// The database the command works on; never created here (see `startup::open_database`).
+async fn existing_database(settings: &Settings) -> Result<Database, CliError> {
+    startup::open_database(settings, false, startup::availability(settings))
+        .await
+        .map_err(fail)
 }
 
 async fn clients(
@@ -184,89 +217,72 @@ async fn clients(
     command: ClientsCommand,
     out: &mut dyn Write,
 ) -> Result<(), CliError> {
-    let services = Services::build(settings, Bootstrap::Skip)
-        .await
-        .map_err(fail)?;
-    let repo = &services.clients;
+    let admin = startup::admin(settings, &existing_database(settings).await?);
     match command {
         ClientsCommand::Add(add) => {
-            let id = ClientId::parse(&add.client_id).map_err(fail)?;
-            let scopes = ScopeSet::parse(&add.scopes.join(" ")).map_err(fail)?;
-            let audiences = add
-                .audiences
-                .iter()
-                .map(|a| Audience::parse(a))
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(fail)?;
-            let grant_types = add
-                .grant_types
-                .iter()
-                .map(|g| g.parse::<GrantType>())
-                .collect::<Result<_, _>>()
-                .map_err(fail)?;
-            let secret = crypto::generate_secret();
-            let client = NewClient {
-                id,
-                secret_hash: crypto::hash_secret(&secret).map_err(fail)?,
-                scopes,
-                audiences,
-                grant_types,
+            let authentication = if let Some(path) = &add.jwks_file {
+                let jwks = std::fs::read_to_string(path)
+                    .map_err(|err| fail(format!("cannot read {}: {err}", path.display())))?;
+                ClientAuthentication::PrivateKeyJwt(ClientKeys::Jwks(jwks))
+            } else if let Some(uri) = add.jwks_uri {
+                ClientAuthentication::PrivateKeyJwt(ClientKeys::JwksUri(uri))
+            } else if let (Some(issuer), Some(subject)) =
+                (add.federated_issuer, add.federated_subject)
+            {
+                ClientAuthentication::Federated { issuer, subject }
+            } else {
+                ClientAuthentication::Secret
             };
-            match repo.insert(&client, now_secs()).await {
-                Ok(()) => {}
-                Err(StorageError::Conflict) => {
-                    return Err(CliError(format!("client {} already exists", client.id)));
+            let method = authentication.method_name();
+            let spec = ClientSpec {
+                client_id: add.client_id,
+                scopes: add.scopes,
+                audiences: add.audiences,
+                grant_types: add.grant_types,
+                authentication,
+                dpop_bound: add.dpop_bound,
+            };
+            let secret = admin.add_client(&spec).await.map_err(fail)?;
+            writeln!(out, "client_id:     {}", spec.client_id).map_err(fail)?;
+            match secret {
+                Some(secret) => {
+                    writeln!(out, "client_secret: {secret}").map_err(fail)?;
+                    eprintln!("The secret is shown once and stored only as an argon2id hash.");
                 }
-                Err(e) => return Err(fail(e)),
+                None => writeln!(out, "auth_method:   {method}").map_err(fail)?,
             }
-            writeln!(out, "client_id:     {}", client.id).map_err(fail)?;
-            writeln!(out, "client_secret: {secret}").map_err(fail)?;
-            eprintln!("The secret is shown once and stored only as an argon2id hash.");
         }
         ClientsCommand::List => {
-            writeln!(
-                out,
-                "{:<24} {:<32} {:<28} GRANT TYPES",
-                "CLIENT ID", "SCOPES", "AUDIENCES"
-            )
-            .map_err(fail)?;
-            for c in repo.list().await.map_err(fail)? {
-                let audiences: Vec<_> = c.audiences.iter().map(Audience::as_str).collect();
+            let mut table = Table::new(["CLIENT ID", "AUTH", "SCOPES", "AUDIENCES", "GRANT TYPES"]);
+            for c in admin.list_clients().await.map_err(fail)? {
+                let audiences: Vec<_> = c.audiences.iter().map(|a| a.as_str()).collect();
                 let grants: Vec<_> = c.grant_types.iter().map(|g| g.as_str()).collect();
-                writeln!(
-                    out,
-                    "{:<24} {:<32} {:<28} {}",
-                    c.id,
+                let mut auth = c.authentication.method_name().to_owned();
+                if c.dpop_bound {
+                    auth.push_str("+dpop");
+                }
+                table.row([
+                    c.id.to_string(),
+                    auth,
                     c.scopes.to_string(),
                     audiences.join(" "),
-                    grants.join(" ")
-                )
-                .map_err(fail)?;
+                    grants.join(" "),
+                ]);
             }
+            table.write(out).map_err(fail)?;
         }
         ClientsCommand::Remove { client_id } => {
-            let id = ClientId::parse(&client_id).map_err(fail)?;
-            managed_in_config("client", id.as_str(), client_index(settings, &id))?;
-            if !repo.remove(&id).await.map_err(fail)? {
-                return Err(CliError(format!("no client {id}")));
-            }
-            writeln!(out, "removed client {id}").map_err(fail)?;
+            admin.remove_client(&client_id).await.map_err(fail)?;
+            writeln!(out, "removed client {client_id}").map_err(fail)?;
         }
         ClientsCommand::RotateSecret { client_id } => {
-            let id = ClientId::parse(&client_id).map_err(fail)?;
-            managed_in_config("client", id.as_str(), client_index(settings, &id))?;
-            let secret = crypto::generate_secret();
-            let hash = crypto::hash_secret(&secret).map_err(fail)?;
-            if !repo
-                .set_secret_hash(&id, &hash, now_secs())
-                .await
-                .map_err(fail)?
-            {
-                return Err(CliError(format!("no client {id}")));
-            }
-            writeln!(out, "client_id:     {id}").map_err(fail)?;
+            let secret = admin.rotate_client_secret(&client_id).await.map_err(fail)?;
+            writeln!(out, "client_id:     {client_id}").map_err(fail)?;
             writeln!(out, "client_secret: {secret}").map_err(fail)?;
-            eprintln!("The previous secret no longer works. This one is shown once.");
+            eprintln!(
+                "The previous secret stops working at once. This one is shown once and stored \
+                 only as an argon2id hash."
+            );
         }
     }
     Ok(())
@@ -278,97 +294,50 @@ async fn users(
     passwords: &mut dyn PasswordSource,
     out: &mut dyn Write,
 ) -> Result<(), CliError> {
-    let services = Services::build(settings, Bootstrap::Skip)
-        .await
-        .map_err(fail)?;
-    let repo = &services.users;
-    let now = now_secs();
+    let admin = startup::admin(settings, &existing_database(settings).await?);
     match command {
         UsersCommand::Add { username, scopes } => {
-            let username = Username::parse(&username).map_err(fail)?;
-            let scopes = ScopeSet::parse(&scopes.join(" ")).map_err(fail)?;
             let password = passwords
                 .read_password(&format!("Password for {username}: "))
                 .map_err(fail)?;
-            if password.len() < 8 {
-                return Err(CliError(
-                    "the password must have at least 8 characters".into(),
-                ));
-            }
-            let user = User {
-                username,
-                password_hash: crypto::hash_secret(&password).map_err(fail)?,
-                scopes,
-                active: true,
-            };
-            match repo.insert(&user, now).await {
-                Ok(()) => writeln!(out, "added user {}", user.username).map_err(fail)?,
-                Err(StorageError::Conflict) => {
-                    return Err(CliError(format!("user {} already exists", user.username)));
-                }
-                Err(e) => return Err(fail(e)),
-            }
+            admin
+                .add_user(&username, &scopes, &password)
+                .await
+                .map_err(fail)?;
+            writeln!(out, "added user {username}").map_err(fail)?;
         }
         UsersCommand::List => {
-            writeln!(out, "{:<32} {:<8} SCOPES", "USERNAME", "ACTIVE").map_err(fail)?;
-            for u in repo.list().await.map_err(fail)? {
-                writeln!(out, "{:<32} {:<8} {}", u.username, u.active, u.scopes).map_err(fail)?;
+            let mut table = Table::new(["USERNAME", "ACTIVE", "SCOPES"]);
+            for u in admin.list_users().await.map_err(fail)? {
+                table.row([
+                    u.username.to_string(),
+                    u.active.to_string(),
+                    u.scopes.to_string(),
+                ]);
             }
+            table.write(out).map_err(fail)?;
         }
         UsersCommand::Disable { username } => {
-            let name = Username::parse(&username).map_err(fail)?;
-            managed_in_config("user", name.as_str(), user_index(settings, &name))?;
-            if !repo.set_active(&name, false, now).await.map_err(fail)? {
-                return Err(CliError(format!("no user {name}")));
-            }
-            let revoked = services
-                .token_state
-                .revoke_user(name.as_str(), now)
+            let revoked = admin
+                .set_user_active(&username, false)
                 .await
                 .map_err(fail)?;
             writeln!(
                 out,
-                "disabled user {name}; revoked {revoked} refresh token(s)"
+                "disabled user {username}; revoked {revoked} refresh token(s)"
             )
             .map_err(fail)?;
         }
         UsersCommand::Enable { username } => {
-            let name = Username::parse(&username).map_err(fail)?;
-            managed_in_config("user", name.as_str(), user_index(settings, &name))?;
-            if !repo.set_active(&name, true, now).await.map_err(fail)? {
-                return Err(CliError(format!("no user {name}")));
-            }
-            writeln!(out, "enabled user {name}").map_err(fail)?;
+            admin.set_user_active(&username, true).await.map_err(fail)?;
+            writeln!(out, "enabled user {username}").map_err(fail)?;
         }
         UsersCommand::Remove { username } => {
-            let name = Username::parse(&username).map_err(fail)?;
-            managed_in_config("user", name.as_str(), user_index(settings, &name))?;
-            services
-                .token_state
-                .revoke_user(name.as_str(), now)
-                .await
-                .map_err(fail)?;
-            if !repo.remove(&name).await.map_err(fail)? {
-                return Err(CliError(format!("no user {name}")));
-            }
-            writeln!(out, "removed user {name}").map_err(fail)?;
+            admin.remove_user(&username).await.map_err(fail)?;
+            writeln!(out, "removed user {username}").map_err(fail)?;
         }
     }
     Ok(())
-}
-
-fn client_index(settings: &Settings, id: &ClientId) -> Option<usize> {
-    settings
-        .clients
-        .iter()
-        .position(|c| c.client_id == id.as_str())
-}
-
-fn user_index(settings: &Settings, name: &Username) -> Option<usize> {
-    settings
-        .users
-        .iter()
-        .position(|u| u.username == name.as_str())
 }
 
 async fn keys(
@@ -376,49 +345,128 @@ async fn keys(
     command: KeysCommand,
     out: &mut dyn Write,
 ) -> Result<(), CliError> {
-    let services = Services::build(settings, Bootstrap::Skip)
-        .await
-        .map_err(fail)?;
+    let db = existing_database(settings).await?;
     match command {
         KeysCommand::List => {
+            let mut table = Table::new(["KID", "ALG", "STATE", "CREATED", "ACTIVATES", "RETIRED"]);
+            for k in db.keys().list().await.map_err(fail)? {
+                table.row([
+                    k.kid,
+                    k.alg.to_string(),
+                    k.state.as_str().to_owned(),
+                    utc(k.created_at),
+                    utc(k.activate_at),
+                    k.retired_at.map_or_else(|| "-".to_owned(), utc),
+                ]);
+            }
+            table.write(out).map_err(fail)?;
+        }
+        KeysCommand::Revoke { kid } => {
+            let ring = startup::key_ring(settings, &db).await.map_err(fail)?;
+            let replacement = ring.revoke(&kid).await.map_err(fail)?;
+            let refresh = settings.key_refresh_secs;
             writeln!(
                 out,
-                "{:<44} {:<6} {:<8} {:<11} {:<11} RETIRED",
-                "KID", "ALG", "STATE", "CREATED", "ACTIVATES"
+                "{kid} is revoked: every instance stops publishing and trusting it within                  {refresh} s; resource servers refuse its tokens once their cached key set                  expires"
             )
             .map_err(fail)?;
-            for k in services.keys.list().await.map_err(fail)? {
-                writeln!(
-                    out,
-                    "{:<44} {:<6} {:<8} {:<11} {:<11} {}",
-                    k.kid,
-                    k.alg.as_str(),
-                    k.state.as_str(),
-                    k.created_at,
-                    k.activate_at,
-                    k.retired_at
-                        .map_or_else(|| "-".to_owned(), |t| t.to_string())
-                )
-                .map_err(fail)?;
+            if let Some(new) = replacement {
+                writeln!(out, "{new} is active in its place").map_err(fail)?;
             }
         }
         KeysCommand::Rotate { now } => {
-            let kid = services.keys.rotate(now).await.map_err(fail)?;
+            let ring = startup::key_ring(settings, &db).await.map_err(fail)?;
+            let kid = ring.rotate(now).await.map_err(fail)?;
+            let refresh = settings.key_refresh_secs;
             if now {
                 writeln!(
                     out,
-                    "{kid} is active now; the previous key stays published until its tokens expire"
+                    "{kid} is active: every instance signs with it within {refresh} s (its next \
+                     key refresh); the previous key stays published until its tokens expire"
                 )
                 .map_err(fail)?;
             } else {
+                let ahead = settings.publish_ahead_secs();
                 writeln!(
                     out,
-                    "{kid} is published now and starts signing in {} s",
-                    settings.publish_ahead_secs()
+                    "{kid} is pending: every instance publishes it within {refresh} s, and it \
+                     starts signing at {} (in {ahead} s)",
+                    utc(crate::clock::now_secs() + i64::from(ahead))
                 )
                 .map_err(fail)?;
             }
         }
     }
     Ok(())
+}
+
+/// Seconds since the epoch as an RFC 3339 UTC time.
+fn utc(secs: i64) -> String {
+    chrono::DateTime::from_timestamp(secs, 0).map_or_else(
+        || secs.to_string(),
+        |t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+    )
+}
+
+/// Columns as wide as their widest cell, two spaces apart.
+struct Table<const N: usize> {
+    rows: Vec<[String; N]>,
+}
+
+impl<const N: usize> Table<N> {
+    fn new(headers: [&str; N]) -> Self {
+        Self {
+            rows: vec![headers.map(str::to_owned)],
+        }
+    }
+
+    fn row(&mut self, cells: [String; N]) {
+        self.rows.push(cells);
+    }
+
+    fn write(&self, out: &mut dyn Write) -> std::io::Result<()> {
+        let mut widths = [0usize; N];
+        for row in &self.rows {
+            for (width, cell) in widths.iter_mut().zip(row) {
+                *width = (*width).max(cell.chars().count());
+            }
+        }
+        for row in &self.rows {
+            let mut line = String::new();
+            for (i, (cell, width)) in row.iter().zip(widths).enumerate() {
+                line.push_str(cell);
+                if i + 1 < N {
+                    let pad = width - cell.chars().count() + 2;
+                    line.extend(std::iter::repeat_n(' ', pad));
+                }
+            }
+            writeln!(out, "{}", line.trim_end())?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_columns_are_as_wide_as_their_widest_cell() {
+        let mut table = Table::new(["ID", "SCOPES"]);
+        table.row(["a-very-long-client-id".into(), "x".into()]);
+        table.row(["b".into(), "y z".into()]);
+        let mut out = Vec::new();
+        table.write(&mut out).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "ID                     SCOPES\n\
+             a-very-long-client-id  x\n\
+             b                      y z\n"
+        );
+    }
+
+    #[test]
+    fn times_print_as_rfc3339_utc() {
+        assert_eq!(utc(1_700_000_000), "2023-11-14T22:13:20Z");
+    }
 }

@@ -1,24 +1,39 @@
-//! Settings: defaults → TOML file (`--config` / `AUTH_CONFIG`) → `AUTH_*` environment variables.
-//! Secrets may also come from files (`*_file` keys, e.g. `AUTH_KEY_ENCRYPTION_KEY_FILE`).
+//! Settings: defaults → TOML file (`--config` / `AUTH_CONFIG`) → `.env` → `AUTH_*` environment
+//! variables (see `service_kit::config`). Secrets may also come from files (`*_file` keys, or
+//! any `AUTH_<KEY>_FILE` variable).
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use figment::Figment;
-use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
+pub use service_kit::config::ConfigError;
+use service_kit::config::{ServiceSettings, inline_or_file, resolve_file_key};
 use url::Url;
 
 use crate::crypto::SigningAlgorithm;
-use crate::throttle::ThrottleSettings;
+use crate::net::{Cidr, TrustedProxies};
+use crate::throttle::{ThrottleSettings, ThrottleStore};
 
-/// The secret of the documented development client. It is public, so a server whose issuer is
-/// not on localhost refuses to start with it (or with any secret written in plain text).
+/// The secret of the documented development client. It is public, so a server outside
+/// development mode refuses to start with it (or with any secret written in plain text).
 pub const DEV_CLIENT_SECRET: &str = "dev-secret-change-me";
+
+/// Every secret and password published with the project (`deploy/dev`, the README, the tests):
+/// refused outside development mode however it is given (in plain text, from a file, or as a
+/// hash of it).
+pub const PUBLISHED_DEV_SECRETS: &[&str] = &[
+    DEV_CLIENT_SECRET,
+    "reader-secret",
+    "squad-app-secret",
+    "campeones-2022",
+];
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {
+    /// Development mode (`make run`): secrets written in plain text and the published
+    /// development secrets are allowed; the issuer must then be a localhost URL.
+    pub dev: bool,
     /// Socket address to listen on.
     pub bind: SocketAddr,
     /// Public base URL: `iss` of every token and the base of every metadata URL.
@@ -42,16 +57,45 @@ pub struct Settings {
     pub key_refresh_secs: u32,
     /// Remember successful argon2id verifications in memory (see `crypto::secret`).
     pub verified_secret_cache: bool,
+    /// How long client credentials keep being issued from memory while the database is
+    /// unreachable (0: refuse as soon as it is).
+    pub max_stale_secs: u32,
+    /// How often each instance checks the database for changed clients: a client added,
+    /// removed or given a new secret anywhere takes effect on every instance within this (plus
+    /// one database round trip; at once on PostgreSQL, which notifies).
+    pub client_sync_interval_ms: u32,
+    /// How long a request waits for the database before the database counts as unreachable.
+    pub db_timeout_ms: u32,
+    /// Clients kept in memory (the ones in use; the least used are dropped first).
+    pub client_cache_capacity: u32,
     /// Largest request body accepted, in bytes.
     pub max_body_bytes: usize,
     /// Lifetime of a refresh token; each refresh issues a new one with a new lifetime...
     pub refresh_token_ttl_secs: u32,
     /// ...but a chain of refreshes from one login ends this long after the login.
     pub refresh_chain_max_secs: u32,
-    /// Take the client address for throttling from the last `X-Forwarded-For` entry (set it
-    /// only behind a proxy that appends to that header, such as the nginx gateway).
-    pub trust_forwarded_for: bool,
+    /// The proxies (CIDRs, or single addresses) whose `X-Forwarded-For` entries are believed:
+    /// the client's address for throttling is the first address, walking the header from the
+    /// right, that is not one of them (see `crate::net`). Empty (the default): the TCP peer.
+    pub trusted_proxies: Vec<String>,
+    /// Replaced by `trusted_proxies`, which says *which* peers may forward; `true` is refused.
+    #[serde(default, skip_serializing)]
+    pub trust_forwarded_for: Option<bool>,
+    /// Browser origins allowed to call the token endpoint and discovery cross-origin (CORS),
+    /// e.g. a Swagger UI on another port; empty (the default) allows none.
+    pub cors_allowed_origins: Vec<String>,
+    /// The OTLP/HTTP collector to export spans to (`http://collector:4318`; spans go to
+    /// `/v1/traces` under it). Unset (the default): no spans are made at all.
+    pub otlp_endpoint: Option<String>,
     pub throttle: ThrottleSettings,
+    /// How old a client assertion or DPoP proof may be (by its `iat`; an assertion without `iat`
+    /// may expire at most this far ahead), in seconds; their `jti`s are remembered no longer
+    /// (plus leeway).
+    pub assertion_max_age_secs: u32,
+    /// Answer a DPoP proof without a fresh server nonce with `use_dpop_nonce` (RFC 9449 §8).
+    pub dpop_require_nonce: bool,
+    /// Issuers of workload identities whose tokens may authenticate federated clients.
+    pub trusted_issuers: Vec<TrustedIssuer>,
     pub clients: Vec<BootstrapClient>,
     pub users: Vec<BootstrapUser>,
 }
@@ -92,6 +136,62 @@ pub struct BootstrapClient {
     pub audiences: Vec<String>,
     #[serde(default = "default_grant_types")]
     pub grant_types: Vec<String>,
+    /// `private_key_jwt` with the client's public keys in this JWKS file (no secret).
+    pub jwks_file: Option<PathBuf>,
+    /// `private_key_jwt` with the client's public keys fetched from this URL (no secret).
+    pub jwks_uri: Option<String>,
+    /// Workload identity: the `[[trusted_issuers]]` issuer whose token about
+    /// `federated_subject` authenticates this client (no secret).
+    pub federated_issuer: Option<String>,
+    pub federated_subject: Option<String>,
+    /// Its access tokens must be DPoP-bound.
+    #[serde(default)]
+    pub dpop_bound: bool,
+}
+
+impl Default for BootstrapClient {
+    /// No credentials yet, no scope or audience, the client credentials grant.
+    fn default() -> Self {
+        Self {
+            client_id: String::new(),
+            client_secret: None,
+            client_secret_file: None,
+            client_secret_hash: None,
+            client_secret_hash_file: None,
+            scopes: Vec::new(),
+            audiences: Vec::new(),
+            grant_types: default_grant_types(),
+            jwks_file: None,
+            jwks_uri: None,
+            federated_issuer: None,
+            federated_subject: None,
+            dpop_bound: false,
+        }
+    }
+}
+
+/// An external issuer of workload identities (a Kubernetes cluster's service-account issuer)
+/// whose tokens may authenticate the clients bound to one of its subjects.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrustedIssuer {
+    /// Its `iss`, exactly.
+    pub issuer: String,
+    /// Its keys; neither `jwks_uri` nor `jwks_file`: found by its OpenID discovery document.
+    pub jwks_uri: Option<String>,
+    /// Its keys, from a file (for clusters whose issuer cannot be reached).
+    pub jwks_file: Option<PathBuf>,
+    /// The audience its tokens must name (the projected token's audience); default our issuer.
+    pub audience: Option<String>,
+}
+
+/// How a configured client authenticates, once files are read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientCredentialSource {
+    Secret(SecretSource),
+    Jwks(String),
+    JwksUri(String),
+    Federated { issuer: String, subject: String },
 }
 
 fn default_grant_types() -> Vec<String> {
@@ -100,7 +200,7 @@ fn default_grant_types() -> Vec<String> {
 
 /// A bootstrap client's secret once files are read.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ClientSecretSource {
+pub enum SecretSource {
     /// Plain text written in the configuration itself: for development only.
     Inline(String),
     /// Plain text read from a file (a mounted secret).
@@ -111,6 +211,7 @@ pub enum ClientSecretSource {
 impl Default for Settings {
     fn default() -> Self {
         Self {
+            dev: false,
             bind: SocketAddr::from(([127, 0, 0, 1], 9000)),
             issuer: Url::parse("http://localhost:9000").expect("static URL"),
             database_url: "sqlite://data/auth-server.sqlite?mode=rwc".to_owned(),
@@ -124,130 +225,56 @@ impl Default for Settings {
             key_rotation_days: 30,
             key_refresh_secs: 10,
             verified_secret_cache: true,
+            max_stale_secs: 300,
+            client_sync_interval_ms: 500,
+            db_timeout_ms: 1000,
+            client_cache_capacity: 10_000,
             max_body_bytes: 16 * 1024,
             refresh_token_ttl_secs: 14 * 86_400,
             refresh_chain_max_secs: 90 * 86_400,
-            trust_forwarded_for: false,
+            trusted_proxies: Vec::new(),
+            trust_forwarded_for: None,
+            cors_allowed_origins: Vec::new(),
+            otlp_endpoint: None,
             throttle: ThrottleSettings::default(),
+            assertion_max_age_secs: 300,
+            dpop_require_nonce: false,
+            trusted_issuers: Vec::new(),
             clients: Vec::new(),
             users: Vec::new(),
         }
     }
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("configuration: {0}")]
-    Figment(Box<figment::Error>),
-    #[error("configuration: {key}: {reason}")]
-    Invalid { key: String, reason: String },
-    #[error("configuration: cannot read {key} from {path}: {source}")]
-    File {
-        key: String,
-        path: PathBuf,
-        source: std::io::Error,
-    },
+fn invalid(key: impl AsRef<str>, reason: impl AsRef<str>) -> ConfigError {
+    ConfigError::invalid(key, reason)
 }
 
-impl From<figment::Error> for ConfigError {
-    fn from(err: figment::Error) -> Self {
-        Self::Figment(Box::new(err))
-    }
-}
+impl ServiceSettings for Settings {
+    const ENV_PREFIX: &'static str = "AUTH_";
 
-/// The top-level keys, as `AUTH_<KEY>` environment variables may name them.
-const KEYS: &[&str] = &[
-    "bind",
-    "issuer",
-    "database_url",
-    "database_url_file",
-    "token_ttl_secs",
-    "signing_alg",
-    "key_encryption_key",
-    "key_encryption_key_file",
-    "jwks_max_age_secs",
-    "key_publish_ahead_secs",
-    "key_rotation_days",
-    "key_refresh_secs",
-    "verified_secret_cache",
-    "max_body_bytes",
-    "refresh_token_ttl_secs",
-    "refresh_chain_max_secs",
-    "trust_forwarded_for",
-    "throttle",
-    "clients",
-    "users",
-];
-
-fn is_known(env_key: &str) -> bool {
-    let top = env_key
-        .split("__")
-        .next()
-        .unwrap_or_default()
-        .to_ascii_lowercase();
-    KEYS.contains(&top.as_str())
-}
-
-/// `AUTH_*` variables naming a known key. Others are ignored with a warning rather than
-/// refused, because platforms set variables of their own under the same prefix (Kubernetes
-/// injects `AUTH_SERVER_PORT=tcp://…` for a Service named `auth-server`). A TOML file stays
-/// strict: an unknown key there is a typo.
-fn environment() -> Env {
-    for (name, _) in std::env::vars_os() {
-        let Some(name) = name.to_str() else { continue };
-        if let Some(key) = name.strip_prefix("AUTH_")
-            && key != "CONFIG"
-            && !is_known(key)
-        {
-            tracing::warn!(
-                variable = name,
-                "ignoring an environment variable that names no setting"
-            );
+    fn finish(&mut self) -> Result<(), ConfigError> {
+        let (url, file) = (&mut self.database_url, &mut self.database_url_file);
+        resolve_file_key("database_url_file", url, file)?;
+        let t = &mut self.throttle;
+        if let Some(url) = inline_or_file(
+            "throttle.redis_url",
+            t.redis_url.as_deref(),
+            t.redis_url_file.as_deref(),
+        )? {
+            t.redis_url = Some(url.trim().to_owned());
+            t.redis_url_file = None;
         }
-    }
-    Env::prefixed("AUTH_")
-        .filter(|key| is_known(key.as_str()))
-        .split("__")
-}
-
-fn invalid(key: impl Into<String>, reason: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid {
-        key: key.into(),
-        reason: reason.into(),
+        self.validate()
     }
 }
 
 impl Settings {
-    /// Loads the three layers. `config_file` comes from `--config`; else `AUTH_CONFIG` is read.
-    pub fn load(config_file: Option<&Path>) -> Result<Self, ConfigError> {
-        let mut figment = Figment::from(Serialized::defaults(Settings::default()));
-        let env_file = std::env::var_os("AUTH_CONFIG").map(PathBuf::from);
-        if let Some(file) = config_file.map(Path::to_path_buf).or(env_file) {
-            if !file.is_file() {
-                return Err(invalid(
-                    "config",
-                    format!("{} is not a file", file.display()),
-                ));
-            }
-            figment = figment.merge(Toml::file_exact(file));
-        }
-        figment = figment.merge(environment());
-        let mut settings: Settings = figment.extract()?;
-        if let Some(path) = settings.database_url_file.take() {
-            settings.database_url = std::fs::read_to_string(&path)
-                .map_err(|source| ConfigError::File {
-                    key: "database_url_file".into(),
-                    path: path.clone(),
-                    source,
-                })?
-                .trim()
-                .to_owned();
-        }
-        settings.validate()?;
-        Ok(settings)
-    }
-
     fn validate(&self) -> Result<(), ConfigError> {
+        service_kit::telemetry::check_otlp_endpoint(
+            "otlp_endpoint",
+            self.otlp_endpoint.as_deref(),
+        )?;
         if !matches!(self.issuer.scheme(), "http" | "https") || self.issuer.host().is_none() {
             return Err(invalid("issuer", "must be an http(s) URL"));
         }
@@ -276,6 +303,21 @@ impl Settings {
                  resource servers need the new key)",
             ));
         }
+        if self.max_stale_secs > 86_400 {
+            return Err(invalid("max_stale_secs", "must be at most 86400"));
+        }
+        if !(50..=60_000).contains(&self.client_sync_interval_ms) {
+            return Err(invalid(
+                "client_sync_interval_ms",
+                "must be between 50 and 60000",
+            ));
+        }
+        if !(50..=60_000).contains(&self.db_timeout_ms) {
+            return Err(invalid("db_timeout_ms", "must be between 50 and 60000"));
+        }
+        if self.client_cache_capacity == 0 {
+            return Err(invalid("client_cache_capacity", "must be at least 1"));
+        }
         if !(1024..=1024 * 1024).contains(&self.max_body_bytes) {
             return Err(invalid(
                 "max_body_bytes",
@@ -303,6 +345,21 @@ impl Settings {
                 "must be at least refresh_token_ttl_secs",
             ));
         }
+        for (i, origin) in self.cors_allowed_origins.iter().enumerate() {
+            let is_origin = Url::parse(origin).is_ok_and(|url| {
+                matches!(url.scheme(), "http" | "https")
+                    && url.host().is_some()
+                    && url.path() == "/"
+                    && url.query().is_none()
+                    && !origin.ends_with('/')
+            });
+            if !is_origin {
+                return Err(invalid(
+                    format!("cors_allowed_origins[{i}]"),
+                    "must be an origin: scheme://host[:port], without a path or trailing slash",
+                ));
+            }
+        }
         let t = &self.throttle;
         if t.max_failures == 0 || t.max_failures_per_address == 0 || t.window_secs == 0 {
             return Err(invalid(
@@ -316,30 +373,130 @@ impl Settings {
                 "need 0 < base_backoff_secs <= max_backoff_secs",
             ));
         }
-        for (i, user) in self.users.iter().enumerate() {
-            if matches!(user.password(i)?, ClientSecretSource::Inline(_))
-                && !self.issuer_is_localhost()
+        if self.issuer.scheme() != "https" && !self.issuer_is_localhost() {
+            return Err(invalid(
+                "issuer",
+                "must be an https URL unless it is a localhost URL",
+            ));
+        }
+        if self.dev && !self.issuer_is_localhost() {
+            return Err(invalid(
+                "dev",
+                "development mode needs a localhost issuer; turn it off in production",
+            ));
+        }
+        if t.max_failures_per_name == 0 {
+            return Err(invalid(
+                "throttle.max_failures_per_name",
+                "must be positive",
+            ));
+        }
+        if t.store == ThrottleStore::Redis {
+            let url = t.redis_url.as_deref().unwrap_or_default();
+            if !(url.starts_with("redis://") || url.starts_with("rediss://"))
+                || redis::Client::open(url).is_err()
             {
                 return Err(invalid(
-                    format!("users[{i}].password"),
-                    "a plain-text password is refused when the issuer is not a localhost URL; \
-                     give password_hash or password_file",
+                    "throttle.redis_url",
+                    "store = \"redis\" needs redis_url (or redis_url_file, or \
+                     AUTH_THROTTLE__REDIS_URL_FILE): redis://[user:password@]host:port[/db]",
+                ));
+            }
+        }
+        if !(10..=10_000).contains(&t.redis_timeout_ms) {
+            return Err(invalid(
+                "throttle.redis_timeout_ms",
+                "must be between 10 and 10000",
+            ));
+        }
+        if !(1..=3600).contains(&t.redis_retry_secs) {
+            return Err(invalid(
+                "throttle.redis_retry_secs",
+                "must be between 1 and 3600",
+            ));
+        }
+        if self.trust_forwarded_for == Some(true) {
+            return Err(invalid(
+                "trust_forwarded_for",
+                "was replaced by trusted_proxies: list the CIDRs of your proxies (e.g. the \
+                 gateway's pod network), and X-Forwarded-For is walked from the right past them",
+            ));
+        }
+        self.proxies()?;
+        for (i, user) in self.users.iter().enumerate() {
+            self.check_secret(&user.password(i)?, &format!("users[{i}].password"))?;
+        }
+        if self.assertion_max_age_secs == 0 || self.assertion_max_age_secs > 3600 {
+            return Err(invalid(
+                "assertion_max_age_secs",
+                "must be between 1 and 3600",
+            ));
+        }
+        for (i, trusted) in self.trusted_issuers.iter().enumerate() {
+            if url::Url::parse(&trusted.issuer).is_err() {
+                return Err(invalid(
+                    format!("trusted_issuers[{i}].issuer"),
+                    "must be a URL",
+                ));
+            }
+            if trusted.jwks_uri.is_some() && trusted.jwks_file.is_some() {
+                return Err(invalid(
+                    format!("trusted_issuers[{i}].jwks_uri"),
+                    "give jwks_uri or jwks_file, not both",
                 ));
             }
         }
         for (i, client) in self.clients.iter().enumerate() {
-            let secret = client.secret(i)?;
-            let plain = matches!(secret, ClientSecretSource::Inline(_))
-                || matches!(&secret, ClientSecretSource::File(s) if s == DEV_CLIENT_SECRET);
-            if plain && !self.issuer_is_localhost() {
-                return Err(invalid(
-                    format!("clients[{i}].client_secret"),
-                    "a plain-text (development) secret is refused when the issuer is not a \
-                     localhost URL; give client_secret_hash or client_secret_file",
-                ));
+            if let ClientCredentialSource::Secret(secret) = client.credentials(i)? {
+                self.check_secret(&secret, &format!("clients[{i}].client_secret"))?;
             }
         }
         Ok(())
+    }
+
+    /// Outside development mode: nothing in plain text in the configuration, and no published
+    /// development secret in any form.
+    fn check_secret(&self, source: &SecretSource, key: &str) -> Result<(), ConfigError> {
+        if self.dev {
+            return Ok(());
+        }
+        let published = match source {
+            SecretSource::Inline(_) => {
+                return Err(invalid(
+                    key,
+                    "a secret written in the configuration is for development mode only \
+                     (dev = true, as make run sets); give it as a hash or from a file",
+                ));
+            }
+            SecretSource::File(secret) => PUBLISHED_DEV_SECRETS.contains(&secret.as_str()),
+            SecretSource::Hash(hash) => PUBLISHED_DEV_SECRETS
+                .iter()
+                .any(|dev| crate::crypto::hash_matches(dev, hash)),
+        };
+        if published {
+            return Err(invalid(
+                key,
+                "is a published development secret, refused outside development mode",
+            ));
+        }
+        Ok(())
+    }
+
+    /// `trusted_proxies`, parsed.
+    pub fn proxies(&self) -> Result<TrustedProxies, ConfigError> {
+        self.trusted_proxies
+            .iter()
+            .enumerate()
+            .map(|(i, text)| {
+                Cidr::parse(text).ok_or_else(|| {
+                    invalid(
+                        format!("trusted_proxies[{i}]"),
+                        "must be an IP address or a CIDR such as 10.0.0.0/8 or fd00::/8",
+                    )
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(TrustedProxies::new)
     }
 
     pub fn issuer_is_localhost(&self) -> bool {
@@ -363,7 +520,7 @@ impl Settings {
 
     /// The key-encryption key, if configured (inline or from a file), as raw bytes.
     pub fn configured_key_encryption_key(&self) -> Result<Option<Vec<u8>>, ConfigError> {
-        let encoded = either_or_file(
+        let encoded = inline_or_file(
             "key_encryption_key",
             self.key_encryption_key.as_deref(),
             self.key_encryption_key_file.as_deref(),
@@ -390,15 +547,65 @@ impl Settings {
 }
 
 impl BootstrapClient {
-    /// Resolves inline values and files into one secret source; exactly one must be given.
-    pub fn secret(&self, index: usize) -> Result<ClientSecretSource, ConfigError> {
+    /// The one way this client authenticates: a secret (or its hash), `jwks_file`, `jwks_uri`,
+    /// or `federated_issuer` with `federated_subject`.
+    pub fn credentials(&self, index: usize) -> Result<ClientCredentialSource, ConfigError> {
         let key = |name: &str| format!("clients[{index}].{name}");
-        let plain = either_or_file(
+        let has_secret = self.client_secret.is_some()
+            || self.client_secret_file.is_some()
+            || self.client_secret_hash.is_some()
+            || self.client_secret_hash_file.is_some();
+        let federated = self.federated_issuer.is_some() || self.federated_subject.is_some();
+        let methods = [
+            has_secret,
+            self.jwks_file.is_some(),
+            self.jwks_uri.is_some(),
+            federated,
+        ];
+        if methods.iter().filter(|m| **m).count() > 1 {
+            return Err(invalid(
+                key("client_secret"),
+                "give one way to authenticate: a secret (or its hash), jwks_file, jwks_uri, or \
+                 federated_issuer with federated_subject",
+            ));
+        }
+        if let Some(path) = &self.jwks_file {
+            let jwks = std::fs::read_to_string(path).map_err(|err| {
+                invalid(
+                    key("jwks_file"),
+                    format!("cannot read {}: {err}", path.display()),
+                )
+            })?;
+            return Ok(ClientCredentialSource::Jwks(jwks));
+        }
+        if let Some(uri) = &self.jwks_uri {
+            return Ok(ClientCredentialSource::JwksUri(uri.clone()));
+        }
+        if federated {
+            let (Some(issuer), Some(subject)) = (&self.federated_issuer, &self.federated_subject)
+            else {
+                return Err(invalid(
+                    key("federated_subject"),
+                    "federated_issuer and federated_subject go together",
+                ));
+            };
+            return Ok(ClientCredentialSource::Federated {
+                issuer: issuer.clone(),
+                subject: subject.clone(),
+            });
+        }
+        self.secret(index).map(ClientCredentialSource::Secret)
+    }
+
+    /// Resolves inline values and files into one secret source; exactly one must be given.
+    pub fn secret(&self, index: usize) -> Result<SecretSource, ConfigError> {
+        let key = |name: &str| format!("clients[{index}].{name}");
+        let plain = inline_or_file(
             &key("client_secret"),
             self.client_secret.as_deref(),
             self.client_secret_file.as_deref(),
         )?;
-        let hash = either_or_file(
+        let hash = inline_or_file(
             &key("client_secret_hash"),
             self.client_secret_hash.as_deref(),
             self.client_secret_hash_file.as_deref(),
@@ -412,23 +619,23 @@ impl BootstrapClient {
                 key("client_secret"),
                 "a client needs client_secret, client_secret_hash or their *_file",
             )),
-            (Some(s), None) if self.client_secret.is_some() => Ok(ClientSecretSource::Inline(s)),
-            (Some(s), None) => Ok(ClientSecretSource::File(s)),
-            (None, Some(h)) => Ok(ClientSecretSource::Hash(h)),
+            (Some(s), None) if self.client_secret.is_some() => Ok(SecretSource::Inline(s)),
+            (Some(s), None) => Ok(SecretSource::File(s)),
+            (None, Some(h)) => Ok(SecretSource::Hash(h)),
         }
     }
 }
 
 impl BootstrapUser {
     /// Resolves inline values and files into one secret source; exactly one must be given.
-    pub fn password(&self, index: usize) -> Result<ClientSecretSource, ConfigError> {
+    pub fn password(&self, index: usize) -> Result<SecretSource, ConfigError> {
         let key = |name: &str| format!("users[{index}].{name}");
-        let plain = either_or_file(
+        let plain = inline_or_file(
             &key("password"),
             self.password.as_deref(),
             self.password_file.as_deref(),
         )?;
-        let hash = either_or_file(
+        let hash = inline_or_file(
             &key("password_hash"),
             self.password_hash.as_deref(),
             self.password_hash_file.as_deref(),
@@ -442,56 +649,30 @@ impl BootstrapUser {
                 key("password"),
                 "a user needs password, password_hash or their *_file",
             )),
-            (Some(s), None) if self.password.is_some() => Ok(ClientSecretSource::Inline(s)),
-            (Some(s), None) => Ok(ClientSecretSource::File(s)),
-            (None, Some(h)) => Ok(ClientSecretSource::Hash(h)),
+            (Some(s), None) if self.password.is_some() => Ok(SecretSource::Inline(s)),
+            (Some(s), None) => Ok(SecretSource::File(s)),
+            (None, Some(h)) => Ok(SecretSource::Hash(h)),
         }
-    }
-}
-
-fn either_or_file(
-    key: &str,
-    inline: Option<&str>,
-    file: Option<&Path>,
-) -> Result<Option<String>, ConfigError> {
-    match (inline, file) {
-        (Some(_), Some(_)) => Err(invalid(key, format!("give {key} or {key}_file, not both"))),
-        (Some(value), None) => Ok(Some(value.to_owned())),
-        (None, Some(path)) => std::fs::read_to_string(path)
-            .map(|s| Some(s.trim_end_matches(['\r', '\n']).to_owned()))
-            .map_err(|source| ConfigError::File {
-                key: format!("{key}_file"),
-                path: path.to_owned(),
-                source,
-            }),
-        (None, None) => Ok(None),
     }
 }
 
 #[cfg(test)]
 #[allow(clippy::result_large_err)] // figment's `Jail` closures must return `figment::Error`
 mod tests {
+    use std::path::Path;
+
+    use service_kit::config::load_settings;
+
     use super::*;
 
     fn load_toml(toml: &str) -> Result<Settings, ConfigError> {
-        let settings: Settings = Figment::from(Serialized::defaults(Settings::default()))
-            .merge(Toml::string(toml))
-            .extract()?;
-        settings.validate()?;
-        Ok(settings)
-    }
-
-    #[test]
-    fn every_setting_can_be_named_by_an_environment_variable() {
-        // serde lists the expected fields when it meets an unknown one.
-        let err = Figment::from(Serialized::defaults(Settings::default()))
-            .merge(Toml::string("__probe__ = 1"))
-            .extract::<Settings>()
-            .unwrap_err();
-        let figment::error::Kind::UnknownField(_, expected) = err.kind else {
-            panic!("{err}");
-        };
-        assert_eq!(expected, KEYS);
+        let mut result = Err(ConfigError::Invalid(Vec::new()));
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("auth.toml", toml)?;
+            result = load_settings::<Settings>(Some(Path::new("auth.toml"))).map(|l| l.settings);
+            Ok(())
+        });
+        result
     }
 
     #[test]
@@ -501,28 +682,21 @@ mod tests {
             jail.set_env("AUTH_THROTTLE__MAX_FAILURES", "9");
             jail.set_env("AUTH_SERVER_PORT", "tcp://10.0.0.1:9000");
             jail.set_env("AUTH_SERVER_SERVICE_HOST", "10.0.0.1");
-            let settings = Settings::load(None).map_err(|e| e.to_string())?;
-            assert_eq!(settings.token_ttl_secs, 120);
-            assert_eq!(settings.throttle.max_failures, 9);
+            let loaded = load_settings::<Settings>(None).map_err(|e| e.to_string())?;
+            assert_eq!(loaded.settings.token_ttl_secs, 120);
+            assert_eq!(loaded.settings.throttle.max_failures, 9);
+            assert_eq!(loaded.warnings.len(), 2, "{:?}", loaded.warnings);
             Ok(())
         });
     }
 
     #[test]
-    fn the_database_url_may_come_from_a_file() {
-        figment::Jail::expect_with(|jail| {
-            jail.create_file("db-url", "postgres://u:p@db/auth\n")?;
-            jail.set_env("AUTH_DATABASE_URL_FILE", "db-url");
-            let settings = Settings::load(None).map_err(|e| e.to_string())?;
-            assert_eq!(settings.database_url, "postgres://u:p@db/auth");
-            Ok(())
-        });
-    }
-
-    #[test]
-    fn an_unknown_key_is_refused_and_named() {
+    fn an_unknown_key_is_refused_named_and_the_meant_one_suggested() {
         let err = load_toml("tokn_ttl_secs = 5").unwrap_err().to_string();
-        assert!(err.contains("tokn_ttl_secs"), "{err}");
+        assert_eq!(
+            err,
+            "auth.toml: unknown key `tokn_ttl_secs`; did you mean `token_ttl_secs`?"
+        );
     }
 
     #[test]
@@ -542,7 +716,7 @@ mod tests {
             client_id = "foobarbaz"
             client_secret = "dev-secret-change-me"
         "#;
-        assert!(load_toml(client).is_ok());
+        assert!(load_toml(&format!("dev = true\n{client}")).is_ok());
         let err = load_toml(&format!("issuer = \"https://auth.example.com\"\n{client}"))
             .unwrap_err()
             .to_string();
@@ -566,7 +740,7 @@ mod tests {
     #[test]
     fn a_plain_user_password_is_refused_when_the_issuer_is_not_localhost() {
         let user = "[[users]]\nusername = \"alice\"\npassword = \"pw\"\n";
-        assert!(load_toml(user).is_ok());
+        assert!(load_toml(&format!("dev = true\n{user}")).is_ok());
         let err = load_toml(&format!("issuer = \"https://auth.example.com\"\n{user}"))
             .unwrap_err()
             .to_string();
@@ -583,5 +757,104 @@ mod tests {
         let kek = settings.configured_key_encryption_key().unwrap().unwrap();
         assert_eq!(kek.len(), 32);
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_localhost_issuer_alone_does_not_allow_a_development_secret() {
+        let client =
+            "[[clients]]\nclient_id = \"foobarbaz\"\nclient_secret = \"dev-secret-change-me\"\n";
+        // The production-shaped compose file's issuer is a localhost URL.
+        let err = load_toml(&format!("issuer = \"http://localhost:8080\"\n{client}"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("clients[0].client_secret"), "{err}");
+        assert!(load_toml(&format!("dev = true\n{client}")).is_ok());
+    }
+
+    #[test]
+    fn a_published_development_secret_is_refused_from_a_file_or_as_a_hash() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("secret");
+        std::fs::write(&file, "squad-app-secret\n").unwrap();
+        let from_file =
+            format!("[[clients]]\nclient_id = \"squad-app\"\nclient_secret_file = {file:?}\n");
+        let err = load_toml(&from_file).unwrap_err().to_string();
+        assert!(err.contains("clients[0].client_secret"), "{err}");
+
+        let hash = crate::crypto::hash_secret("campeones-2022").unwrap();
+        let as_hash = format!("[[users]]\nusername = \"lionel\"\npassword_hash = \"{hash}\"\n");
+        let err = load_toml(&as_hash).unwrap_err().to_string();
+        assert!(err.contains("users[0].password"), "{err}");
+
+        // Secrets of one's own pass, in a file or as a hash.
+        std::fs::write(&file, "a-secret-of-our-own\n").unwrap();
+        assert!(load_toml(&from_file).is_ok());
+        let hash = crate::crypto::hash_secret("a-password-of-our-own").unwrap();
+        assert!(
+            load_toml(&format!(
+                "[[users]]\nusername = \"lionel\"\npassword_hash = \"{hash}\"\n"
+            ))
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn a_plain_http_issuer_is_refused_off_localhost_and_dev_mode_only_on_localhost() {
+        let err = load_toml("issuer = \"http://auth.example.com\"")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("issuer"), "{err}");
+        assert!(load_toml("issuer = \"https://auth.example.com\"").is_ok());
+        assert!(load_toml("issuer = \"http://127.0.0.1:8080\"").is_ok());
+        let err = load_toml("dev = true\nissuer = \"https://auth.example.com\"")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("dev"), "{err}");
+    }
+
+    #[test]
+    fn the_development_configuration_of_make_run_loads() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/dev/auth-server.toml");
+        let loaded = load_settings::<Settings>(Some(&path)).unwrap();
+        assert_eq!(loaded.settings.clients.len(), 3);
+        assert!(!loaded.settings.cors_allowed_origins.is_empty());
+    }
+
+    #[test]
+    fn trusted_proxies_are_cidrs_and_trust_forwarded_for_points_to_them() {
+        let settings =
+            load_toml("trusted_proxies = [\"10.0.0.0/8\", \"fd00::/8\", \"192.0.2.1\"]").unwrap();
+        assert!(settings.proxies().is_ok());
+        let err = load_toml("trusted_proxies = [\"10.0.0.0/8\", \"10.0.0.0/40\"]")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("trusted_proxies[1]"), "{err}");
+        let err = load_toml("trust_forwarded_for = true")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("trusted_proxies"), "{err}");
+        assert!(load_toml("trust_forwarded_for = false").is_ok());
+    }
+
+    #[test]
+    fn the_redis_store_needs_a_url_which_may_come_from_a_file() {
+        let err = load_toml("[throttle]\nstore = \"redis\"")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("throttle.redis_url"), "{err}");
+        let mut result = None;
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("redis-url", "redis://:pw@redis:6379/0\n")?;
+            jail.create_file("auth.toml", "[throttle]\nstore = \"redis\"")?;
+            jail.set_env("AUTH_THROTTLE__REDIS_URL_FILE", "redis-url");
+            result = Some(load_settings::<Settings>(Some(Path::new("auth.toml"))));
+            Ok(())
+        });
+        let settings = result.unwrap().unwrap().settings;
+        assert_eq!(
+            settings.throttle.redis_url.as_deref(),
+            Some("redis://:pw@redis:6379/0")
+        );
+        assert_eq!(settings.throttle.store, ThrottleStore::Redis);
     }
 }

@@ -1,28 +1,33 @@
-//! The key ring: the key lifecycle of `shared/DESIGN.md` (pending → active → retired → removed)
+//! The key ring: the key lifecycle the README's "Keys" section describes (pending → active → retired → removed)
 //! over the database every instance shares, and an in-memory snapshot for the hot path (the
 //! active key's signer, built once, and the JWKS document, serialized once).
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
 use std::time::Duration;
 
+use crate::clock::now_secs;
 use crate::crypto::{
-    KeyEncryptionKey, KeyError, KeyMaterial, PublicKey, SigningAlgorithm, TokenSigner, UnsealedKey,
-    verify_compact,
+    KeyEncryptionKey, KeyError, KeyMaterial, KeyRowAuthenticator, PublicKey, SigningAlgorithm,
+    TokenSigner, UnsealedKey, key_pair_matches, verify_compact,
 };
 use crate::domain::AccessTokenClaims;
-use crate::storage::{KeyRecord, KeyRepository, KeyState, StorageError};
+use crate::stores::{KeyRecord, KeyState, KeyStore, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeyRingError {
     #[error(transparent)]
-    Storage(#[from] StorageError),
+    Storage(#[from] StoreError),
     #[error(transparent)]
     Key(#[from] KeyError),
     #[error("no active signing key")]
     NoActiveKey,
     #[error("a rotation is already pending; it activates on its own (or use --now)")]
     AlreadyPending,
+    #[error("there is no signing key {0}")]
+    UnknownKey(String),
 }
 
 /// How keys are made and rotated.
@@ -50,30 +55,27 @@ struct Snapshot {
 }
 
 pub struct KeyRing {
-    repo: KeyRepository,
+    repo: Arc<dyn KeyStore>,
     kek: KeyEncryptionKey,
+    rows: KeyRowAuthenticator,
     policy: KeyPolicy,
-    snapshot: RwLock<Arc<Snapshot>>,
-}
-
-pub fn now_secs() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
+    /// Read on every token: an `ArcSwap`, so readers never write a shared cache line.
+    snapshot: ArcSwap<Snapshot>,
 }
 
 impl KeyRing {
     /// Loads the keys, creating and activating the first one on an empty database.
     pub async fn open(
-        repo: KeyRepository,
+        repo: Arc<dyn KeyStore>,
         kek: KeyEncryptionKey,
         policy: KeyPolicy,
     ) -> Result<Self, KeyRingError> {
         let ring = Self {
             repo,
+            rows: KeyRowAuthenticator::from_kek(&kek),
             kek,
             policy,
-            snapshot: RwLock::new(Arc::default()),
+            snapshot: ArcSwap::default(),
         };
         ring.maintain().await?;
         Ok(ring)
@@ -96,7 +98,7 @@ impl KeyRing {
                         tracing::info!(kid = material.kid, alg = %material.alg, "created the first signing key")
                     }
                     // Another instance created one first: use theirs.
-                    Err(StorageError::Conflict) => {}
+                    Err(StoreError::Conflict) => {}
                     Err(err) => return Err(err.into()),
                 }
                 keys = self.repo.list().await?;
@@ -125,7 +127,85 @@ impl KeyRing {
             tracing::info!(removed, "removed retired signing keys");
             keys = self.repo.list().await?;
         }
+        self.authenticate_unauthenticated(&mut keys).await?;
         self.load(&keys)
+    }
+
+    /// Rows stored before rows were authenticated get their tag once their sealed private key
+    /// opens under the key-encryption key and matches the public part (which someone without
+    /// the key-encryption key cannot arrange); the others stay untrusted.
+    async fn authenticate_unauthenticated(
+        &self,
+        keys: &mut [KeyRecord],
+    ) -> Result<(), KeyRingError> {
+        for key in keys
+            .iter_mut()
+            .filter(|k| k.mac.is_none() && k.state != KeyState::Revoked)
+        {
+            if key_pair_matches(
+                &key.kid,
+                key.alg,
+                &key.sealed_private_key,
+                &key.public_jwk,
+                &self.kek,
+            ) {
+                let mac =
+                    self.rows
+                        .mac(&key.kid, key.alg, &key.sealed_private_key, &key.public_jwk);
+                self.repo.set_mac(&key.kid, &mac).await?;
+                tracing::info!(kid = key.kid, "signing key row authenticated");
+                key.mac = Some(mac);
+            }
+        }
+        Ok(())
+    }
+
+    /// True if the row is authentic; a row that is not is logged at ERROR and counted.
+    fn is_authentic(&self, key: &KeyRecord) -> bool {
+        let authentic = key.mac.as_deref().is_some_and(|mac| {
+            self.rows.verify(
+                &key.kid,
+                key.alg,
+                &key.sealed_private_key,
+                &key.public_jwk,
+                mac,
+            )
+        });
+        if !authentic {
+            metrics::counter!("signing_key_integrity_failures_total").increment(1);
+            tracing::error!(
+                kid = key.kid,
+                state = key.state.as_str(),
+                "a signing key row fails its integrity check: not published, not trusted,                  never used (was the database written without the key-encryption key?)"
+            );
+        }
+        authentic
+    }
+
+    /// `keys revoke`: the key is unpublished and untrusted at every instance's next key
+    /// refresh; if it was the active key, a new key signs in its place at once. Returns the
+    /// new active kid, if one was made.
+    pub async fn revoke(&self, kid: &str) -> Result<Option<String>, KeyRingError> {
+        let now = now_secs();
+        let keys = self.repo.list().await?;
+        let key = keys
+            .iter()
+            .find(|k| k.kid == kid)
+            .ok_or_else(|| KeyRingError::UnknownKey(kid.to_owned()))?;
+        let replacement = if key.state == KeyState::Active {
+            let material = self.generate()?;
+            self.repo.insert_active(&material, now).await?;
+            Some(material.kid)
+        } else {
+            None
+        };
+        if !self.repo.revoke(kid, now).await? {
+            return Err(KeyRingError::UnknownKey(kid.to_owned()));
+        }
+        tracing::warn!(kid, "signing key revoked");
+        let keys = self.repo.list().await?;
+        self.load(&keys)?;
+        Ok(replacement)
     }
 
     /// `keys rotate`: a new key, published now, signing after the publish-ahead delay; with
@@ -196,17 +276,31 @@ impl KeyRing {
             .await
         {
             Ok(()) => Ok(material.kid),
-            Err(StorageError::Conflict) => Err(KeyRingError::AlreadyPending),
+            Err(StoreError::Conflict) => Err(KeyRingError::AlreadyPending),
             Err(err) => Err(err.into()),
         }
     }
 
-    fn current(&self) -> Arc<Snapshot> {
-        self.snapshot.read().expect("key snapshot lock").clone()
+    fn current(&self) -> arc_swap::Guard<Arc<Snapshot>> {
+        self.snapshot.load()
     }
 
     /// Rebuilds the snapshot; the active key is unsealed only when it changed.
     fn load(&self, keys: &[KeyRecord]) -> Result<(), KeyRingError> {
+        // An active key that fails its check is a wrong key-encryption key, or tampering: stop
+        // (at start-up) or keep the keys loaded before (at a refresh), never sign with it.
+        if let Some(active) = keys.iter().find(|k| k.state == KeyState::Active)
+            && !self.is_authentic(active)
+        {
+            return Err(KeyError::Unseal {
+                kid: active.kid.clone(),
+            }
+            .into());
+        }
+        let keys: Vec<&KeyRecord> = keys
+            .iter()
+            .filter(|k| k.state != KeyState::Revoked && self.is_authentic(k))
+            .collect();
         let previous = self.current();
         let active = match keys.iter().find(|k| k.state == KeyState::Active) {
             Some(record) => match &previous.active {
@@ -221,7 +315,7 @@ impl KeyRing {
             None => None,
         };
         let mut public = HashMap::new();
-        for k in keys {
+        for k in &keys {
             let key = match previous.public.get(&k.kid) {
                 Some(key) => key.clone(),
                 None => Arc::new(PublicKey::open(&k.kid, k.alg, &k.public_jwk)?),
@@ -238,23 +332,13 @@ impl KeyRing {
         } else {
             Arc::new(jwks)
         };
-        *self.snapshot.write().expect("key snapshot lock") = Arc::new(Snapshot {
+        self.snapshot.store(Arc::new(Snapshot {
             loaded_at: Some(std::time::Instant::now()),
             active,
             public,
             jwks,
-        });
+        }));
         Ok(())
-    }
-}
-
-impl KeyRing {
-    /// The claims of an access token this server signed with a key it still publishes, if the
-    /// signature holds. Expiry and revocation are the caller's to check.
-    pub fn verify(&self, token: &str) -> Option<AccessTokenClaims> {
-        let snapshot = self.current();
-        let payload = verify_compact(token, |kid| snapshot.public.get(kid).map(Arc::as_ref))?;
-        serde_json::from_slice(&payload).ok()
     }
 }
 
@@ -273,6 +357,14 @@ impl TokenSigner for KeyRing {
             kid: String::new(),
             reason: KeyRingError::NoActiveKey.to_string(),
         })?;
+        let _span = service_kit::trace_span!("sign", otel.name = "sign access token", kid = key.kid.as_str(), alg = ?key.alg)
+            .entered();
         key.sign(claims)
+    }
+
+    fn verify(&self, token: &str) -> Option<AccessTokenClaims> {
+        let snapshot = self.current();
+        let payload = verify_compact(token, |kid| snapshot.public.get(kid).map(Arc::as_ref))?;
+        serde_json::from_slice(&payload).ok()
     }
 }

@@ -7,9 +7,12 @@
 //   feature: every token request resolves to one resource server, audience `players-api`,
 //   scope `players:write`, lifetime 3600 s — the claims our server puts in its tokens.
 //
-// Environment: PEER_PORT (default 9100), PEER_CLIENT_ID, PEER_CLIENT_SECRET.
+// Environment: PEER_PORT (default 9100), PEER_CLIENT_ID, PEER_CLIENT_SECRET; PEER_SIGNING_JWK
+// and PEER_COOKIE_KEY (set by cluster.mjs so that every worker signs with the same key; alone,
+// a fresh key is generated).
 // Listens on 127.0.0.1 only. Prints one line `peer ready on http://127.0.0.1:PORT` when it
-// accepts connections.
+// accepts connections. Run as one process (`node provider.mjs`) or as a cluster of workers
+// (`node cluster.mjs`, see there).
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 
 import Provider from 'oidc-provider';
@@ -22,10 +25,13 @@ const resource = 'urn:players-api'; // RFC 8707 wants an absolute URI; the token
 const audience = 'players-api';
 const scope = 'players:write';
 
-// A fresh P-256 signing key per run, as our server generates one in its fresh database.
-const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+// A fresh P-256 signing key per run, as our server generates one in its fresh database (in a
+// cluster, the primary generates it once for all workers).
+const privateJwk = process.env.PEER_SIGNING_JWK
+  ? JSON.parse(process.env.PEER_SIGNING_JWK)
+  : generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ format: 'jwk' });
 const signingKey = {
-  ...privateKey.export({ format: 'jwk' }),
+  ...privateJwk,
   kid: 'bench-es256',
   alg: 'ES256',
   use: 'sig',
@@ -47,7 +53,7 @@ const provider = new Provider(issuer, {
     },
   ],
   scopes: [scope],
-  cookies: { keys: [randomBytes(32).toString('base64url')] },
+  cookies: { keys: [process.env.PEER_COOKIE_KEY ?? randomBytes(32).toString('base64url')] },
   features: {
     devInteractions: { enabled: false },
     clientCredentials: { enabled: true },

@@ -3,13 +3,14 @@
 use std::{path::PathBuf, process::ExitCode};
 
 use clap::{Parser, Subcommand};
+use service_kit::telemetry::{LogFormat, TraceExport, init_telemetry};
 
-use crate::{Application, Settings, telemetry};
+use crate::{Application, Settings};
 
 #[derive(Parser)]
 #[command(name = "resource-api", version, about = "The players API")]
 pub struct Cli {
-    /// TOML configuration file (layered over defaults, under `API_*` environment variables).
+    /// TOML configuration file (layered over defaults, under `.env` and `API_*` variables).
     #[arg(long, global = true, env = "API_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
     #[command(subcommand)]
@@ -27,36 +28,36 @@ enum Command {
 /// Runs the command line; the exit code says how it went.
 pub async fn run() -> ExitCode {
     let cli = Cli::parse();
-    let settings = match Settings::load(cli.config.as_deref()) {
-        Ok(settings) => settings,
+    let loaded = match service_kit::config::load_settings::<Settings>(cli.config.as_deref()) {
+        Ok(loaded) => loaded,
         Err(err) => {
             eprintln!("resource-api: {err}");
             return ExitCode::from(2);
         }
     };
+    // The exporter is part of the log subscriber: it starts with logging, once the settings
+    // say where to (`otlp_endpoint`), for `serve` only.
+    let traces = match cli.command {
+        None | Some(Command::Serve) => {
+            TraceExport::from_setting(loaded.settings.otlp_endpoint.as_deref(), "resource-api")
+        }
+        Some(Command::Openapi) => None,
+    };
+    let _telemetry = init_telemetry(LogFormat::from_env(), traces);
+    for warning in &loaded.warnings {
+        tracing::warn!("{warning}");
+    }
+    let settings = loaded.settings;
     match cli.command.unwrap_or(Command::Serve) {
-        Command::Openapi => match crate::api::spec_document(&settings) {
-            Ok(spec) => {
-                println!("{spec}");
-                ExitCode::SUCCESS
-            }
-            Err(err) => {
-                eprintln!("resource-api: {err}");
-                ExitCode::from(2)
-            }
-        },
+        Command::Openapi => {
+            println!("{}", crate::api::spec_document(&settings));
+            ExitCode::SUCCESS
+        }
         Command::Serve => serve(settings).await,
     }
 }
 
 async fn serve(settings: Settings) -> ExitCode {
-    // LOG_FORMAT=json works for both services; `log_format` in the config is the same knob.
-    let format = match std::env::var("LOG_FORMAT").as_deref() {
-        Ok("json") => crate::config::LogFormat::Json,
-        Ok("text") => crate::config::LogFormat::Text,
-        _ => settings.log_format,
-    };
-    telemetry::init_tracing(format);
     let app = match Application::build(settings).await {
         Ok(app) => app,
         Err(err) => {

@@ -1,18 +1,12 @@
-//! Settings, in three layers: defaults, then a TOML file (`--config FILE` or `API_CONFIG`),
-//! then `API_*` environment variables (`__` separates nested keys). Unknown keys and bad
-//! values stop the start with a message that names the key.
+//! Settings: defaults → a TOML file (`--config FILE` or `API_CONFIG`) → `.env` → `API_*`
+//! environment variables (see `service_kit::config`). Unknown keys in the file and bad values
+//! stop the start with a message that names the key.
 
-use std::{
-    net::SocketAddr,
-    path::{Path, PathBuf},
-    time::Duration,
-};
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
-use figment::{
-    Figment,
-    providers::{Env, Format, Serialized, Toml},
-};
 use serde::{Deserialize, Serialize};
+pub use service_kit::config::ConfigError;
+use service_kit::config::{ServiceSettings, resolve_file_key};
 use token_verifier::VerifierConfig;
 
 /// Everything the players API can be told.
@@ -23,6 +17,10 @@ pub struct Settings {
     pub bind: SocketAddr,
     /// The auth-server's public base URL: trusted `iss`, metadata and token endpoint.
     pub issuer: String,
+    /// This API's public base URL, as its clients call it (behind a gateway, the gateway's URL
+    /// with the API's prefix): the `servers` entry of its OpenAPI document, and the URL a
+    /// DPoP proof's `htu` must name (this plus the request's path).
+    pub public_url: String,
     /// The audience tokens must name; also the realm of `WWW-Authenticate`.
     pub audience: String,
     /// Where the issuer's keys are; discovered from its metadata when unset.
@@ -33,21 +31,25 @@ pub struct Settings {
     pub database_url_file: Option<PathBuf>,
     /// Clock skew tolerated on `exp` / `nbf`.
     pub leeway_secs: u64,
-    /// Minimum seconds between JWKS refetches caused by unknown key ids.
+    /// The longest wait between two JWKS refetches caused by unknown key ids (while they find
+    /// nothing new, as in a flood of made-up ones); 0 turns the limit off.
     pub jwks_cooldown_secs: u64,
+    /// The shortest time between two such refetches (the first after a quiet spell is at once).
+    pub jwks_min_interval_ms: u64,
+    /// Fetch the issuer's metadata and keys over plain `http` from a host other than loopback
+    /// (inside a network you trust and lock down; see `deploy/k8s/networkpolicy.yaml`).
+    pub allow_insecure_jwks_url: bool,
     /// Time limit of one request to the issuer.
     pub jwks_timeout_secs: u64,
     /// Largest request body accepted.
     pub max_body_bytes: usize,
-    /// `text` or `json` log lines.
-    pub log_format: LogFormat,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum LogFormat {
-    Text,
-    Json,
+    /// Accept only DPoP-bound tokens (RFC 9449): a bearer token is refused even if valid.
+    pub require_dpop: bool,
+    /// How old a DPoP proof may be (and how long it is remembered to refuse a replay).
+    pub dpop_max_age_secs: u64,
+    /// The OTLP/HTTP collector to export spans to (`http://collector:4318`; spans go to
+    /// `/v1/traces` under it). Unset (the default): no spans are made at all.
+    pub otlp_endpoint: Option<String>,
 }
 
 impl Default for Settings {
@@ -55,108 +57,41 @@ impl Default for Settings {
         Self {
             bind: SocketAddr::from(([127, 0, 0, 1], 9001)),
             issuer: "http://localhost:9000".into(),
+            public_url: "http://localhost:9001".into(),
             audience: "players-api".into(),
             jwks_url: None,
             database_url: "sqlite://data/resource-api.sqlite?mode=rwc".into(),
             database_url_file: None,
             leeway_secs: 60,
-            jwks_cooldown_secs: 30,
+            jwks_cooldown_secs: 5,
+            jwks_min_interval_ms: 1000,
+            allow_insecure_jwks_url: false,
             jwks_timeout_secs: 5,
             max_body_bytes: 64 * 1024,
-            log_format: LogFormat::Text,
+            require_dpop: false,
+            dpop_max_age_secs: 300,
+            otlp_endpoint: None,
         }
     }
 }
 
-/// Why the settings cannot be used.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("configuration file {0} does not exist")]
-    MissingFile(PathBuf),
-    #[error("configuration: {0}")]
-    Figment(#[from] Box<figment::Error>),
-    #[error("configuration key `{key}`: {reason}")]
-    Invalid { key: &'static str, reason: String },
-}
+impl ServiceSettings for Settings {
+    const ENV_PREFIX: &'static str = "API_";
 
-/// The top-level keys, as `API_<KEY>` environment variables may name them.
-const KEYS: &[&str] = &[
-    "bind",
-    "issuer",
-    "audience",
-    "jwks_url",
-    "database_url",
-    "database_url_file",
-    "leeway_secs",
-    "jwks_cooldown_secs",
-    "jwks_timeout_secs",
-    "max_body_bytes",
-    "log_format",
-];
-
-fn is_known(env_key: &str) -> bool {
-    let top = env_key
-        .split("__")
-        .next()
-        .unwrap_or_default()
-        .to_ascii_lowercase();
-    KEYS.contains(&top.as_str())
-}
-
-/// `API_*` variables naming a known key. Others are ignored with a warning rather than refused:
-/// platforms set variables of their own under the same prefix (Kubernetes injects
-/// `API_PORT=tcp://…` for a Service named `api`). A TOML file stays strict.
-fn environment() -> Env {
-    for (name, _) in std::env::vars_os() {
-        let Some(name) = name.to_str() else { continue };
-        if let Some(key) = name.strip_prefix("API_")
-            && key != "CONFIG"
-            && !is_known(key)
-        {
-            tracing::warn!(
-                variable = name,
-                "ignoring an environment variable that names no setting"
-            );
-        }
+    fn finish(&mut self) -> Result<(), ConfigError> {
+        let (url, file) = (&mut self.database_url, &mut self.database_url_file);
+        resolve_file_key("database_url_file", url, file)?;
+        self.validate()
     }
-    Env::prefixed("API_")
-        .filter(|key| is_known(key.as_str()))
-        .split("__")
 }
 
 impl Settings {
-    /// Reads the layers; `file` is `--config` (else `API_CONFIG`, read by the CLI).
-    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
-        let mut figment = Figment::from(Serialized::defaults(Settings::default()));
-        if let Some(file) = file {
-            if !file.is_file() {
-                return Err(ConfigError::MissingFile(file.to_path_buf()));
-            }
-            figment = figment.merge(Toml::file_exact(file));
-        }
-        figment = figment.merge(environment());
-        let mut settings: Settings = figment.extract().map_err(Box::new)?;
-        if let Some(path) = settings.database_url_file.take() {
-            settings.database_url = std::fs::read_to_string(&path)
-                .map_err(|err| ConfigError::Invalid {
-                    key: "database_url_file",
-                    reason: format!("{}: {err}", path.display()),
-                })?
-                .trim()
-                .to_owned();
-        }
-        settings.validate()?;
-        Ok(settings)
-    }
-
     /// Checks what serde cannot: URLs, the realm-safe audience, ranges.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let invalid = |key, reason: &str| ConfigError::Invalid {
-            key,
-            reason: reason.to_owned(),
-        };
+        let invalid = |key: &str, reason: &str| ConfigError::invalid(key, reason);
         for (key, value) in [
             ("issuer", Some(&self.issuer)),
+            ("public_url", Some(&self.public_url)),
             ("jwks_url", self.jwks_url.as_ref()),
         ] {
             let Some(value) = value else { continue };
@@ -172,7 +107,8 @@ impl Settings {
                 "must be non-empty, without quotes or backslashes",
             ));
         }
-        if !(self.database_url.starts_with("sqlite:") || self.database_url.starts_with("postgres"))
+        if !(service_kit::db::is_sqlite(&self.database_url)
+            || service_kit::db::is_postgres(&self.database_url))
         {
             return Err(invalid(
                 "database_url",
@@ -182,10 +118,22 @@ impl Settings {
         if self.max_body_bytes == 0 {
             return Err(invalid("max_body_bytes", "must be positive"));
         }
+        service_kit::telemetry::check_otlp_endpoint(
+            "otlp_endpoint",
+            self.otlp_endpoint.as_deref(),
+        )?;
         if self.jwks_timeout_secs == 0 {
             return Err(invalid("jwks_timeout_secs", "must be positive"));
         }
+        if self.dpop_max_age_secs == 0 {
+            return Err(invalid("dpop_max_age_secs", "must be positive"));
+        }
         Ok(())
+    }
+
+    /// The public base URL without a trailing slash.
+    pub fn public_url(&self) -> String {
+        self.public_url.trim_end_matches('/').to_owned()
     }
 
     /// The issuer's token endpoint, for the spec's OAuth2 flow.
@@ -198,7 +146,12 @@ impl Settings {
         config.jwks_url = self.jwks_url.clone();
         config.leeway = Duration::from_secs(self.leeway_secs);
         config.unknown_kid_cooldown = Duration::from_secs(self.jwks_cooldown_secs);
+        config.unknown_kid_min_interval = Duration::from_millis(self.jwks_min_interval_ms);
+        config.allow_insecure_jwks_url = self.allow_insecure_jwks_url;
         config.fetch_timeout = Duration::from_secs(self.jwks_timeout_secs);
+        config.public_url = Some(self.public_url());
+        config.require_dpop = self.require_dpop;
+        config.dpop_max_age = Duration::from_secs(self.dpop_max_age_secs);
         config
     }
 }
@@ -207,94 +160,39 @@ impl Settings {
 #[allow(clippy::result_large_err)] // figment's `Jail` closures must return `figment::Error`
 mod tests {
     use figment::Jail;
+    use std::path::Path;
+
+    use service_kit::config::load_settings;
 
     use super::*;
 
     #[test]
-    fn every_setting_can_be_named_by_an_environment_variable() {
-        // serde lists the expected fields when it meets an unknown one.
-        let err = Figment::from(Serialized::defaults(Settings::default()))
-            .merge(Toml::string("__probe__ = 1"))
-            .extract::<Settings>()
-            .unwrap_err();
-        let figment::error::Kind::UnknownField(_, expected) = err.kind else {
-            panic!("{err}");
-        };
-        assert_eq!(expected, KEYS);
-    }
-
-    #[test]
-    fn platform_variables_under_the_prefix_are_ignored() {
-        Jail::expect_with(|jail| {
-            jail.set_env("API_AUDIENCE", "scouting-api");
-            jail.set_env("API_PORT", "tcp://10.0.0.2:9001");
-            let settings = Settings::load(None).unwrap();
-            assert_eq!(settings.audience, "scouting-api");
-            Ok(())
-        });
-    }
-
-    #[test]
     fn defaults_match_the_contract() {
         Jail::expect_with(|_| {
-            let settings = Settings::load(None).unwrap();
+            let settings = load_settings::<Settings>(None).unwrap().settings;
             assert_eq!(settings.bind.to_string(), "127.0.0.1:9001");
             assert_eq!(settings.issuer, "http://localhost:9000");
             assert_eq!(settings.audience, "players-api");
             assert_eq!(settings.leeway_secs, 60);
-            assert_eq!(settings.jwks_cooldown_secs, 30);
+            assert_eq!(settings.jwks_cooldown_secs, 5);
+            assert!(!settings.allow_insecure_jwks_url);
             assert!(settings.database_url.starts_with("sqlite://data/"));
             Ok(())
         });
     }
 
     #[test]
-    fn the_file_overrides_defaults_and_the_environment_overrides_the_file() {
-        Jail::expect_with(|jail| {
-            jail.create_file("api.toml", "audience = \"from-file\"\nleeway_secs = 5\n")?;
-            jail.set_env("API_LEEWAY_SECS", "7");
-            jail.set_env("API_CONFIG", "ignored-by-settings.toml");
-            let settings = Settings::load(Some(Path::new("api.toml"))).unwrap();
-            assert_eq!(settings.audience, "from-file");
-            assert_eq!(settings.leeway_secs, 7);
-            Ok(())
-        });
-    }
-
-    #[test]
-    fn an_unknown_key_stops_the_start_and_is_named() {
-        Jail::expect_with(|jail| {
-            jail.create_file("api.toml", "audiense = \"typo\"\n")?;
-            let err = Settings::load(Some(Path::new("api.toml"))).unwrap_err();
-            assert!(err.to_string().contains("audiense"), "{err}");
-            Ok(())
-        });
-    }
-
-    #[test]
-    fn a_bad_value_is_named_by_its_key() {
-        Jail::expect_with(|jail| {
-            jail.set_env("API_LEEWAY_SECS", "soon");
-            let err = Settings::load(None).unwrap_err();
-            assert!(
-                err.to_string().to_lowercase().contains("leeway_secs"),
-                "{err}"
-            );
-            Ok(())
-        });
+    fn an_issuer_or_audience_that_cannot_work_is_named() {
         Jail::expect_with(|jail| {
             jail.set_env("API_ISSUER", "not a url");
-            let err = Settings::load(None).unwrap_err();
-            assert!(err.to_string().contains("`issuer`"), "{err}");
+            let err = load_settings::<Settings>(None).unwrap_err();
+            assert!(err.to_string().starts_with("issuer:"), "{err}");
             Ok(())
         });
-    }
-
-    #[test]
-    fn a_missing_config_file_is_an_error_not_a_silent_default() {
-        Jail::expect_with(|_| {
-            let err = Settings::load(Some(Path::new("nope.toml"))).unwrap_err();
-            assert!(matches!(err, ConfigError::MissingFile(_)));
+        Jail::expect_with(|jail| {
+            jail.set_env("API_AUDIENCE", "a\"b");
+            let err = load_settings::<Settings>(None).unwrap_err();
+            assert!(err.to_string().starts_with("audience:"), "{err}");
             Ok(())
         });
     }
@@ -303,10 +201,19 @@ mod tests {
     fn the_database_url_can_come_from_a_file() {
         Jail::expect_with(|jail| {
             jail.create_file("db-url", "postgres://app@db/players\n")?;
-            jail.set_env("API_DATABASE_URL_FILE", "db-url");
-            let settings = Settings::load(None).unwrap();
+            jail.create_file("api.toml", "database_url_file = \"db-url\"\n")?;
+            let settings = load_settings::<Settings>(Some(Path::new("api.toml")))
+                .unwrap()
+                .settings;
             assert_eq!(settings.database_url, "postgres://app@db/players");
             Ok(())
         });
+    }
+
+    #[test]
+    fn the_development_configuration_of_make_run_loads() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/dev/resource-api.toml");
+        let loaded = load_settings::<Settings>(Some(&path)).unwrap();
+        assert_eq!(loaded.settings.audience, "players-api");
     }
 }

@@ -7,7 +7,6 @@ pub mod config;
 pub mod domain;
 pub mod startup;
 pub mod storage;
-pub mod telemetry;
 
 pub use config::Settings;
 pub use startup::{Application, StartupError};

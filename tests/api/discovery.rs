@@ -157,7 +157,11 @@ async fn metadata_names_everything_a_client_discovers_under_the_issuer() {
     );
     assert_eq!(
         metadata["token_endpoint_auth_methods_supported"],
-        serde_json::json!(["client_secret_basic", "client_secret_post"])
+        serde_json::json!([
+            "client_secret_basic",
+            "client_secret_post",
+            "private_key_jwt"
+        ])
     );
     assert_eq!(
         metadata["scopes_supported"],
@@ -169,18 +173,18 @@ async fn metadata_names_everything_a_client_discovers_under_the_issuer() {
 
 #[tokio::test]
 async fn the_issuer_in_tokens_and_metadata_is_the_configured_public_url() {
-    let (server, _db) = spawn_auth_server_with(|s| {
-        s.issuer = "https://gateway.example.com/".parse().unwrap();
-        s.clients.iter_mut().for_each(|c| {
-            c.client_secret_hash = Some(
-                auth_server::crypto::hash_secret(c.client_secret.as_deref().unwrap()).unwrap(),
-            );
-            c.client_secret = None;
-        });
-    })
-    .await;
+    // Off localhost the server runs as in production: no development mode, no published
+    // development secret.
+    const OWN_SECRET: &str = "a-production-secret-of-our-own";
+    let (server, _db) = spawn_auth_server().await;
     let mut settings = server.settings.clone();
+    settings.dev = false;
     settings.issuer = "https://gateway.example.com/".parse().unwrap();
+    settings.users.clear();
+    settings.clients.truncate(1);
+    settings.clients[0].client_secret = None;
+    settings.clients[0].client_secret_hash =
+        Some(auth_server::crypto::hash_secret(OWN_SECRET).unwrap());
     let server = {
         server.stop().await;
         AuthServer::start(settings).await
@@ -189,7 +193,9 @@ async fn the_issuer_in_tokens_and_metadata_is_the_configured_public_url() {
     let metadata = server
         .get_json("/.well-known/oauth-authorization-server")
         .await;
-    let token = server.access_token().await;
+    let token = server
+        .access_token_for(crate::helpers::CLIENT_ID, OWN_SECRET, &[])
+        .await;
 
     assert_eq!(metadata["issuer"], "https://gateway.example.com");
     assert_eq!(
@@ -214,14 +220,6 @@ async fn health_docs_and_the_spec_are_served() {
     assert_eq!(docs.status(), 200);
     assert!(docs.text().await.unwrap().contains("swagger"));
     server.access_token().await;
-    let metrics = server
-        .http
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = server.metrics().await;
     assert!(metrics.contains("tokens_issued_total"), "{metrics}");
 }

@@ -110,6 +110,7 @@ fn bootstrap(id: &str, secret: &str, scopes: &[&str], audiences: &[&str]) -> Boo
         scopes: scopes.iter().map(|s| s.to_string()).collect(),
         audiences: audiences.iter().map(|s| s.to_string()).collect(),
         grant_types: vec!["client_credentials".into()],
+        ..BootstrapClient::default()
     }
 }
 
@@ -118,6 +119,8 @@ fn bootstrap(id: &str, secret: &str, scopes: &[&str], audiences: &[&str]) -> Boo
 /// key-encryption key (PostgreSQL needs one; on SQLite it is kept beside the file otherwise).
 pub fn auth_settings(db: &TestDb, kek: &str) -> Settings {
     Settings {
+        // The test clients and user use the published development secrets.
+        dev: true,
         bind: "127.0.0.1:0".parse().unwrap(),
         database_url: db.url.clone(),
         key_encryption_key: Some(kek.into()),
@@ -219,6 +222,24 @@ impl AuthServer {
 
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.address)
+    }
+
+    /// The Prometheus text at `/metrics`.
+    pub async fn metrics(&self) -> String {
+        let response = self.http.get(self.url("/metrics")).send().await.unwrap();
+        response.text().await.unwrap()
+    }
+
+    /// The value of the unlabelled counter `name` at `/metrics` (0 while it does not exist).
+    /// The recorder is one per test process: compare a value before and after, never alone.
+    pub async fn counter(&self, name: &str) -> u64 {
+        let prefix = format!("{name} ");
+        self.metrics()
+            .await
+            .lines()
+            .find_map(|line| line.strip_prefix(prefix.as_str()))
+            .and_then(|n| n.trim().parse::<f64>().ok())
+            .map_or(0, |n| n as u64)
     }
 
     /// POSTs a form to the token endpoint with HTTP Basic client authentication.
@@ -358,4 +379,45 @@ pub async fn assert_oauth_error_code(response: reqwest::Response, status: u16, e
     assert_eq!(response.status(), status, "status for {error}");
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["error"], error, "{body}");
+}
+
+/// How long a client change may take to reach every instance: the sync interval, plus room for
+/// one database round trip on a loaded machine.
+pub fn sync_bound(settings: &Settings) -> std::time::Duration {
+    std::time::Duration::from_millis(u64::from(settings.client_sync_interval_ms) + 750)
+}
+
+/// Asks `server` for tokens with `id`/`secret` until it refuses them (401 `invalid_client`);
+/// panics if that takes longer than `bound`. Returns how long it took.
+pub async fn refused_within(
+    server: &AuthServer,
+    id: &str,
+    secret: &str,
+    bound: std::time::Duration,
+) -> std::time::Duration {
+    let started = std::time::Instant::now();
+    loop {
+        let response = server
+            .token_basic(id, secret, &[("grant_type", "client_credentials")])
+            .await;
+        if response.status() == 401 {
+            let body: Value = response.json().await.unwrap();
+            assert_eq!(body["error"], "invalid_client", "{body}");
+            return started.elapsed();
+        }
+        assert_eq!(response.status(), 200, "only 200 until the change arrives");
+        assert!(
+            started.elapsed() < bound,
+            "{id}'s old credentials still worked {bound:?} after the change"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// Seconds since the Unix epoch.
+pub fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
 }

@@ -6,9 +6,11 @@ use std::time::Duration;
 use jsonwebtoken::jwk::JwkSet;
 use sea_orm::{ConnectionTrait, Statement};
 
+use crate::api_helpers::{new_player, spawn_resource_api_with};
 use crate::discovery::{verify_independently, verify_with};
 use crate::helpers::{
-    AuthServer, TestDb, auth_settings, cli, decode_unverified, new_kek, start_with_own_issuer,
+    AuthServer, CLIENT_ID, CLIENT_SECRET, TestDb, auth_settings, cli, decode_unverified, new_kek,
+    spawn_auth_server_with, start_with_own_issuer,
 };
 
 fn kid_of(token: &str) -> String {
@@ -228,4 +230,189 @@ async fn only_one_rotation_can_be_pending_at_a_time() {
     assert!(err.contains("already pending"), "{err}");
     let listed = cli(&server.settings, &["keys", "list"]).await.unwrap();
     assert_eq!(listed.matches(" pending ").count(), 1, "{listed}");
+}
+
+/// Writes a key row as someone with write access to the database but without the
+/// key-encryption key could: a public key of their own, marked retired so it is only published.
+async fn insert_forged_retired_key(
+    db: &TestDb,
+) -> (String, josekit::jws::alg::ecdsa::EcdsaJwsSigner) {
+    use josekit::jws::ES256;
+    let pair = ES256.generate_key_pair().unwrap();
+    let mut public = pair.to_jwk_public_key();
+    let kid = "forged-key".to_owned();
+    public.set_key_id(&kid);
+    public.set_algorithm("ES256");
+    public.set_key_use("sig");
+    let signer = ES256.signer_from_jwk(&pair.to_jwk_private_key()).unwrap();
+    let now = auth_server::clock::now_secs();
+    let conn = sea_orm::Database::connect(db.url.as_str()).await.unwrap();
+    conn.execute_unprepared(&format!(
+        "INSERT INTO signing_keys (kid, alg, state, private_key, public_jwk, created_at, \
+         activate_at, activated_at, retired_at) VALUES ('{kid}', 'ES256', 'retired', \
+         'not.a.sealed.private.key', '{public}', {now}, {now}, {now}, {now})"
+    ))
+    .await
+    .expect("insert the forged row");
+    conn.close().await.ok();
+    (kid, signer)
+}
+
+fn forged_token(
+    signer: &josekit::jws::alg::ecdsa::EcdsaJwsSigner,
+    kid: &str,
+    issuer: &str,
+) -> String {
+    let now = auth_server::clock::now_secs();
+    let mut header = josekit::jws::JwsHeader::new();
+    header.set_token_type("at+jwt");
+    header.set_key_id(kid);
+    let claims = serde_json::json!({
+        "iss": issuer, "sub": CLIENT_ID, "aud": "players-api", "client_id": CLIENT_ID,
+        "scope": "players:write", "iat": now, "nbf": now, "exp": now + 600,
+        "jti": "forged-jti",
+    });
+    josekit::jws::serialize_compact(claims.to_string().as_bytes(), &header, signer).unwrap()
+}
+
+async fn introspect_active(server: &AuthServer, token: &str) -> bool {
+    let response = server
+        .http
+        .post(server.url("/auth/introspect"))
+        .basic_auth(CLIENT_ID, Some(CLIENT_SECRET))
+        .form(&[("token", token)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let body: serde_json::Value = response.json().await.unwrap();
+    body["active"] == true
+}
+
+#[tokio::test]
+async fn a_key_row_written_without_the_key_encryption_key_is_never_published_or_trusted() {
+    let db = TestDb::new().await;
+    let settings = auth_settings(&db, &new_kek());
+    let first = start_with_own_issuer(settings.clone()).await;
+    let genuine = kid_of(&first.access_token().await);
+    first.stop().await;
+    let (forged, signer) = insert_forged_retired_key(&db).await;
+
+    let server = start_with_own_issuer(settings).await;
+
+    let published: Vec<String> = jwks(&server)
+        .await
+        .keys
+        .iter()
+        .filter_map(|k| k.common.key_id.clone())
+        .collect();
+    assert_eq!(
+        published,
+        vec![genuine],
+        "only the genuine key is published"
+    );
+    let token = forged_token(&signer, &forged, &server.address);
+    assert!(!introspect_active(&server, &token).await);
+    assert!(introspect_active(&server, &server.access_token().await).await);
+    let metrics = server.metrics().await;
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("signing_key_integrity_failures_total")),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn key_rows_from_before_their_authentication_are_authenticated_at_start_and_keep_working() {
+    let db = TestDb::new().await;
+    let settings = auth_settings(&db, &new_kek());
+    let first = start_with_own_issuer(settings.clone()).await;
+    let old_token = first.access_token().await;
+    first.stop().await;
+    // What the previous schema held: no authentication on the row.
+    let conn = sea_orm::Database::connect(db.url.as_str()).await.unwrap();
+    conn.execute_unprepared("UPDATE signing_keys SET mac = NULL")
+        .await
+        .expect("the mac column exists");
+
+    let server = start_with_own_issuer(settings).await;
+
+    assert_eq!(kid_of(&server.access_token().await), kid_of(&old_token));
+    assert_eq!(jwks(&server).await.keys.len(), 1);
+    let rows = conn
+        .query_all_raw(Statement::from_string(
+            conn.get_database_backend(),
+            "SELECT kid FROM signing_keys WHERE mac IS NULL",
+        ))
+        .await
+        .unwrap();
+    assert!(rows.is_empty(), "every row is authenticated again");
+    conn.close().await.ok();
+}
+
+#[tokio::test]
+async fn a_revoked_key_is_unpublished_at_once_and_its_tokens_are_refused() {
+    let (auth, _db) = spawn_auth_server_with(|s| {
+        s.key_refresh_secs = 1;
+        s.jwks_max_age_secs = 1;
+    })
+    .await;
+    let api = spawn_resource_api_with(&auth.address, |s| s.jwks_cooldown_secs = 0).await;
+    let compromised = auth.access_token().await;
+    let kid = kid_of(&compromised);
+    assert_eq!(
+        api.create(Some(&compromised), &new_player(61))
+            .await
+            .status(),
+        201
+    );
+
+    let printed = cli(&auth.settings, &["keys", "revoke", &kid])
+        .await
+        .unwrap();
+    assert!(printed.contains(&kid), "{printed}");
+
+    // The issuer drops it at its next key refresh (1 s here) and signs with a new key.
+    let started = std::time::Instant::now();
+    loop {
+        let published: Vec<String> = jwks(&auth)
+            .await
+            .keys
+            .iter()
+            .filter_map(|k| k.common.key_id.clone())
+            .collect();
+        if !published.contains(&kid) {
+            assert_eq!(published.len(), 1, "a new key signs in its place");
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "still published"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let fresh = auth.access_token().await;
+    assert_ne!(kid_of(&fresh), kid);
+    assert!(!introspect_active(&auth, &compromised).await);
+    assert!(introspect_active(&auth, &fresh).await);
+    // The resource server refuses the revoked key's tokens once its cached key set expires.
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    assert_eq!(
+        api.create(Some(&fresh), &new_player(62)).await.status(),
+        201
+    );
+    assert_eq!(
+        api.create(Some(&compromised), &new_player(63))
+            .await
+            .status(),
+        401
+    );
+    let listed = cli(&auth.settings, &["keys", "list"]).await.unwrap();
+    assert!(
+        listed
+            .lines()
+            .any(|l| l.starts_with(&kid) && l.contains("revoked")),
+        "{listed}"
+    );
 }

@@ -21,7 +21,7 @@ async fn the_committed_auth_server_spec_matches_the_code() {
 
 #[tokio::test]
 async fn the_committed_resource_api_spec_matches_the_code() {
-    let generated = resource_api::api::spec_document(&resource_api::Settings::default()).unwrap();
+    let generated = resource_api::api::spec_document(&resource_api::Settings::default());
     let generated: serde_json::Value = serde_json::from_str(&generated).unwrap();
 
     assert!(

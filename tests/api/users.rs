@@ -762,3 +762,193 @@ async fn repeated_failed_client_authentications_are_throttled_per_client_and_add
     tokio::time::sleep(Duration::from_millis(2300)).await;
     server.access_token().await;
 }
+
+/// Restarts `server` on the same port and database with `change` applied to its settings.
+async fn restart_with(
+    server: AuthServer,
+    change: impl FnOnce(&mut auth_server::Settings),
+) -> AuthServer {
+    let mut settings = server.settings.clone();
+    change(&mut settings);
+    server.stop().await;
+    AuthServer::start(settings).await
+}
+
+#[tokio::test]
+async fn a_refresh_chain_dies_once_its_audience_is_taken_from_the_client() {
+    let (server, _db) = spawn_auth_server().await;
+    let login = ok_json(password_grant(&server, USERNAME, PASSWORD, &[]).await).await;
+    let token = login["refresh_token"].as_str().unwrap().to_owned();
+
+    // players-api is taken from the app in the configuration.
+    let server = restart_with(server, |s| {
+        s.clients[2].audiences = vec!["scouting-api".into()]
+    })
+    .await;
+    assert_eq!(
+        error_of(refresh(&server, &token).await).await,
+        (400, "invalid_grant".into())
+    );
+
+    // Given back, the audience does not revive the chain: it was revoked.
+    let server = restart_with(server, |s| {
+        s.clients[2].audiences = vec!["players-api".into()]
+    })
+    .await;
+    assert_eq!(
+        error_of(refresh(&server, &token).await).await,
+        (400, "invalid_grant".into())
+    );
+    assert_eq!(
+        introspect(&server, APP_ID, APP_SECRET, &token).await["active"],
+        false
+    );
+}
+
+#[tokio::test]
+async fn a_refresh_chain_dies_once_the_client_loses_the_refresh_grant() {
+    let (server, _db) = spawn_auth_server().await;
+    let login = ok_json(password_grant(&server, USERNAME, PASSWORD, &[]).await).await;
+    let token = login["refresh_token"].as_str().unwrap().to_owned();
+
+    let server = restart_with(server, |s| {
+        s.clients[2].grant_types = vec!["password".into()]
+    })
+    .await;
+    assert_eq!(
+        error_of(refresh(&server, &token).await).await,
+        (400, "unauthorized_client".into())
+    );
+
+    let server = restart_with(server, |s| {
+        s.clients[2].grant_types = vec!["password".into(), "refresh_token".into()]
+    })
+    .await;
+    assert_eq!(
+        error_of(refresh(&server, &token).await).await,
+        (400, "invalid_grant".into())
+    );
+}
+
+#[tokio::test]
+async fn a_narrower_access_token_leaves_the_refresh_tokens_scope_as_it_was() {
+    let (server, _db) = spawn_auth_server().await;
+    let login = ok_json(password_grant(&server, USERNAME, PASSWORD, &[]).await).await;
+    assert_eq!(login["scope"], "players:read players:write");
+
+    let narrow = ok_json(
+        server
+            .token_basic(
+                APP_ID,
+                APP_SECRET,
+                &[
+                    ("grant_type", "refresh_token"),
+                    ("refresh_token", login["refresh_token"].as_str().unwrap()),
+                    ("scope", "players:read"),
+                ],
+            )
+            .await,
+    )
+    .await;
+    assert_eq!(narrow["scope"], "players:read");
+
+    // RFC 6749 §6: the new refresh token has the scope of the one it replaced.
+    let next = ok_json(refresh(&server, narrow["refresh_token"].as_str().unwrap()).await).await;
+    assert_eq!(next["scope"], "players:read players:write");
+    assert_eq!(
+        decode_unverified(next["access_token"].as_str().unwrap()).1["scope"],
+        "players:read players:write"
+    );
+}
+
+#[tokio::test]
+async fn a_user_disabled_in_the_configuration_loses_their_refresh_tokens() {
+    let (server, _db) = spawn_auth_server().await;
+    let login = ok_json(password_grant(&server, USERNAME, PASSWORD, &[]).await).await;
+    let token = login["refresh_token"].as_str().unwrap().to_owned();
+
+    let server = restart_with(server, |s| s.users[0].active = false).await;
+    let server = restart_with(server, |s| s.users[0].active = true).await;
+
+    // Enabled again, the user must log in again: the old session stays dead.
+    assert_eq!(
+        error_of(refresh(&server, &token).await).await,
+        (400, "invalid_grant".into())
+    );
+    ok_json(password_grant(&server, USERNAME, PASSWORD, &[]).await).await;
+}
+
+#[tokio::test]
+async fn a_password_changed_in_the_configuration_ends_every_session_started_with_the_old_one() {
+    let (server, _db) = spawn_auth_server().await;
+    let login = ok_json(password_grant(&server, USERNAME, PASSWORD, &[]).await).await;
+    let token = login["refresh_token"].as_str().unwrap().to_owned();
+    let unchanged = restart_with(server, |_| {}).await;
+    // A restart with the same configuration changes nothing.
+    let token = ok_json(refresh(&unchanged, &token).await).await["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let server = restart_with(unchanged, |s| {
+        s.users[0].password = Some("a-brand-new-password".into())
+    })
+    .await;
+
+    assert_eq!(
+        error_of(refresh(&server, &token).await).await,
+        (400, "invalid_grant".into())
+    );
+    ok_json(password_grant(&server, USERNAME, "a-brand-new-password", &[]).await).await;
+}
+
+#[tokio::test]
+async fn a_client_registered_again_under_a_removed_id_cannot_use_the_old_refresh_tokens() {
+    let (server, _db) = spawn_auth_server().await;
+    let add = [
+        "clients",
+        "add",
+        "--id",
+        "mobile",
+        "--scope",
+        "players:read",
+        "--audience",
+        "players-api",
+        "--grant-type",
+        "password",
+        "--grant-type",
+        "refresh_token",
+    ];
+    let secret = secret_from(&cli(&server.settings, &add).await.unwrap());
+    let login = ok_json(
+        server
+            .token_basic(
+                "mobile",
+                &secret,
+                &[
+                    ("grant_type", "password"),
+                    ("username", USERNAME),
+                    ("password", PASSWORD),
+                ],
+            )
+            .await,
+    )
+    .await;
+    let token = login["refresh_token"].as_str().unwrap().to_owned();
+
+    cli(&server.settings, &["clients", "remove", "mobile"])
+        .await
+        .unwrap();
+    let secret = secret_from(&cli(&server.settings, &add).await.unwrap());
+    // The newcomer is known to this instance once the change log has reached it.
+    let server = restart_with(server, |_| {}).await;
+
+    let response = server
+        .token_basic(
+            "mobile",
+            &secret,
+            &[("grant_type", "refresh_token"), ("refresh_token", &token)],
+        )
+        .await;
+    assert_eq!(error_of(response).await, (400, "invalid_grant".into()));
+}

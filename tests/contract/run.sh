@@ -2,16 +2,32 @@
 # The contract in openapi/, used the way our users use it, against both services live on
 # loopback: TypeScript and Python SDKs generated from the committed specs (into a temporary
 # folder, never committed) drive the whole flow, the Postman collection runs under newman,
-# and schemathesis fuzzes both services from the same specs. Each leg prints
-# `==== leg: NAME ====`; a failed leg fails the run (the others still run and are reported).
-# Everything started here is stopped by process id when the script ends, however it ends.
+# and schemathesis fuzzes both services from the same specs. Two more legs:
+# - "openapi lint (@redocly/cli)": both committed specs against Redocly's `recommended` rules;
+#   any error fails the leg (warnings are printed and allowed).
+# - "browser: Swagger UI authorize + try it out (Playwright, Chromium)": starts both services a
+#   second time exactly as `make run` does (deploy/dev/*.toml, ports 9000 and 9001, from a fresh
+#   working directory so their `data/` SQLite files are new), then browser/swagger-authorize.mjs
+#   drives Debian's headless Chromium through the players API's Swagger UI: Authorize with the
+#   development client (a cross-origin token request, CORS preflight included), POST /players
+#   through "Try it out", 201 on the page and on the network. Fails at once, saying so, when
+#   9000 or 9001 is taken (e.g. by a running `make run`). On failure it prints the network log
+#   (preflights and CORS errors) and leaves a screenshot in the temporary folder (KEEP_TMP=1).
+# - "interop: openid-client" and "interop: authlib": standard OAuth clients with no code of ours
+#   (interop/openid-client.mjs, interop/authlib_client.py) against the same live services, as two
+#   clients registered with public keys only (interop/keys.mjs makes them): private_key_jwt,
+#   a DPoP-bound token with the server's nonces, writes with DPoP proofs, introspection.
+# Each leg prints `==== leg: NAME ====`; a failed leg fails the run (the others still run and
+# are reported). Everything started here is stopped by process id, however the script ends.
 #
 #   bash tests/contract/run.sh          (make test-contract)
 #
 # Installs its tools with pinned versions: npm packages from package-lock.json into
-# tests/contract/node_modules, Python packages from requirements.txt into tests/contract/.venv
-# (both gitignored; reinstalled when the pin files change). Needs cargo, node >= 20.19 with
-# npm, python3 >= 3.11 and curl.
+# tests/contract/node_modules (playwright-core among them, never a browser of Playwright's
+# own), Python packages from requirements.txt into tests/contract/.venv (both gitignored;
+# reinstalled when the pin files change), and, as root, Debian's `chromium` package when
+# /usr/bin/chromium is missing (apt-get). Needs cargo, node 20.19+ or 22.12+ with npm,
+# python3 >= 3.11 and curl.
 #
 # Environment: CONTRACT_FUZZ_SECS (schemathesis time per service, default 60),
 # CONTRACT_FUZZ_EXAMPLES (per operation, default 50), CONTRACT_SEED (a schemathesis seed, to
@@ -138,8 +154,8 @@ for tool in cargo node npm python3 curl; do
   command -v "$tool" >/dev/null || die "$tool is required"
 done
 node -e 'const [a, b] = process.versions.node.split(".").map(Number);
-  process.exit(a > 20 || (a === 20 && b >= 19) ? 0 : 1)' ||
-  die "node >= 20.19 is required (@hey-api/openapi-ts); this is $(node --version)"
+  process.exit(a > 22 || (a === 22 && b >= 12) || (a === 20 && b >= 19) ? 0 : 1)' ||
+  die "node 20.19+ or 22.12+ is required (@hey-api/openapi-ts, @redocly/cli); this is $(node --version)"
 python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' ||
   die "python3 >= 3.11 is required (the generated Python SDK); this is $(python3 --version)"
 
@@ -164,6 +180,11 @@ note "node $(node --version), openapi-ts $("$NODE_BIN/openapi-ts" --version | ta
   "tsc $("$NODE_BIN/tsc" --version | cut -d' ' -f2), newman $("$NODE_BIN/newman" --version)"
 note "$("$VENV/bin/python" --version), $("$VENV/bin/openapi-python-client" --version)," \
   "$("$VENV/bin/schemathesis" --version)"
+# (Redocly's own checks for a newer release and its usage reports are turned off: no traffic
+# leaves this machine.)
+export REDOCLY_TELEMETRY=off REDOCLY_SUPPRESS_UPDATE_NOTICE=true
+note "redocly $("$NODE_BIN/redocly" --version 2>/dev/null | tail -n 1)," \
+  "playwright-core $(node -p 'require("./tests/contract/node_modules/playwright-core/package.json").version')"
 
 leg "build: cargo build --workspace --bins"
 cargo build --workspace --bins --quiet || die "cargo build failed"
@@ -173,10 +194,20 @@ leg "services: auth-server and resource-api on free loopback ports, fresh SQLite
 read -r AUTH_PORT API_PORT <<<"$(free_ports 2)"
 AUTH_URL=http://127.0.0.1:$AUTH_PORT
 API_URL=http://127.0.0.1:$API_PORT
+# Development mode: the clients are deploy/dev's, whose published secrets are written here in
+# plain text; outside it the server refuses them.
+# The interop legs' clients authenticate with private_key_jwt: their keys, made here.
+OPENID_CLIENT_ID=interop-openid-client
+AUTHLIB_CLIENT_ID=interop-authlib
+node "$CONTRACT/interop/keys.mjs" "$TMP" "$OPENID_CLIENT_ID" ES256 "$AUTHLIB_CLIENT_ID" RS256 ||
+  die "could not make the interop clients' keys"
+# DPoP proofs must carry a server nonce (the interop leg checks openid-client answers it).
 cat >"$TMP/auth-server.toml" <<EOF
+dev = true
 bind = "127.0.0.1:$AUTH_PORT"
 issuer = "$AUTH_URL"
 database_url = "sqlite://$TMP/auth-server.sqlite?mode=rwc"
+dpop_require_nonce = true
 
 [[clients]]
 client_id = "$WRITER_ID"
@@ -191,12 +222,28 @@ client_secret = "$READER_SECRET"
 scopes = ["players:read"]
 audiences = ["players-api"]
 grant_types = ["client_credentials"]
+
+# The interop legs' clients: no secret, their public keys only.
+[[clients]]
+client_id = "$OPENID_CLIENT_ID"
+jwks_file = "$TMP/$OPENID_CLIENT_ID.jwks.json"
+scopes = ["players:write"]
+audiences = ["players-api"]
+dpop_bound = true
+
+[[clients]]
+client_id = "$AUTHLIB_CLIENT_ID"
+jwks_file = "$TMP/$AUTHLIB_CLIENT_ID.jwks.json"
+scopes = ["players:write"]
+audiences = ["players-api"]
 EOF
 cat >"$TMP/resource-api.toml" <<EOF
 bind = "127.0.0.1:$API_PORT"
 issuer = "$AUTH_URL"
 audience = "players-api"
 database_url = "sqlite://$TMP/resource-api.sqlite?mode=rwc"
+# What DPoP proofs name (htu): the URL the clients call.
+public_url = "$API_URL"
 EOF
 start auth-server env NO_COLOR=1 LOG_FORMAT=compact "$BIN/auth-server" --config "$TMP/auth-server.toml"
 wait_ready auth-server "$AUTH_URL/health/ready"
@@ -226,7 +273,8 @@ typescript_sdk() {
   done
   echo "    tsc --noEmit: the driver type-checks against the generated SDKs"
   (cd "$dir" && timeout 300 "$NODE_BIN/tsc" -p tsconfig.json) || return 1
-  SQUAD_NUMBER=77 timeout 120 "$NODE_BIN/tsx" "$dir/driver.ts"
+  SQUAD_NUMBER=77 KEYED_CLIENT=$OPENID_CLIENT_ID KEYED_KEY_FILE=$TMP/$OPENID_CLIENT_ID.pem \
+    timeout 120 "$NODE_BIN/tsx" "$dir/driver.ts"
 }
 
 python_sdk() {
@@ -260,7 +308,8 @@ EOF
       return 1
     }
   done
-  SQUAD_NUMBER=78 PYTHONPATH=$dir timeout 120 "$VENV/bin/python" "$CONTRACT/python/driver.py"
+  SQUAD_NUMBER=78 KEYED_CLIENT=$AUTHLIB_CLIENT_ID KEYED_KEY_FILE=$TMP/$AUTHLIB_CLIENT_ID.pem \
+    PYTHONPATH=$dir timeout 120 "$VENV/bin/python" "$CONTRACT/python/driver.py"
 }
 
 postman() {
@@ -268,6 +317,141 @@ postman() {
     -e "$ROOT/tests/postman/local.postman_environment.json" \
     --env-var "authUrl=$AUTH_URL" --env-var "apiUrl=$API_URL" --env-var squadNumber=79 \
     --color off --disable-unicode --timeout-request 10000
+}
+
+# Standard OAuth clients, no code of ours between them and the services: panva's openid-client
+# (private_key_jwt, a DPoP handle, the server's nonces) and authlib (PrivateKeyJWT).
+interop_openid_client() {
+  CLIENT_ID=$OPENID_CLIENT_ID KEY_FILE=$TMP/$OPENID_CLIENT_ID.pem SQUAD_NUMBER=80 \
+    timeout 120 node "$CONTRACT/interop/openid-client.mjs"
+}
+
+interop_authlib() {
+  CLIENT_ID=$AUTHLIB_CLIENT_ID KEY_FILE=$TMP/$AUTHLIB_CLIENT_ID.pem SQUAD_NUMBER=81 \
+    timeout 120 "$VENV/bin/python" "$CONTRACT/interop/authlib_client.py"
+}
+
+# Redocly's `recommended` ruleset, as is (no config file: nothing is switched off). Warnings are
+# allowed and shown (localhost server URLs in the development documents, operation-4xx-response
+# on operations that cannot answer a 4xx); an error fails the leg.
+openapi_lint() {
+  local lint=(timeout 120 "$NODE_BIN/redocly" lint --extends=recommended --format=stylish)
+  echo "    redocly lint --extends=recommended openapi/auth-server.json openapi/resource-api.json"
+  (cd "$ROOT" && "${lint[@]}" openapi/auth-server.json openapi/resource-api.json) || return 1
+  # The rules are live: the same document with one public operation's `security: []` taken
+  # away (Redocly's security-defined error) must fail.
+  python3 - "$ROOT/openapi/resource-api.json" "$TMP/resource-api.no-security.json" <<'EOF' || return 1
+import json, sys
+spec = json.load(open(sys.argv[1]))
+del spec["paths"]["/players"]["get"]["security"]
+json.dump(spec, open(sys.argv[2], "w"))
+EOF
+  if "${lint[@]}" "$TMP/resource-api.no-security.json" >"$TMP/redocly-canary.log" 2>&1 ||
+    ! grep -q 'security-defined' "$TMP/redocly-canary.log"; then
+    cat "$TMP/redocly-canary.log"
+    echo "    FAIL  redocly passed a document without security on GET /players"
+    return 1
+  fi
+  echo "    (and it fails a copy without security on GET /players: security-defined, as it should)"
+}
+
+# make run's development settings: the configuration files as committed, the ports they name.
+DEV_AUTH_URL=http://localhost:9000
+DEV_API_URL=http://localhost:9001
+CHROMIUM=/usr/bin/chromium
+
+install_chromium() { # Debian's chromium package, when /usr/bin/chromium is missing
+  [[ -x $CHROMIUM ]] && return 0
+  if ((EUID != 0)); then
+    echo "    FAIL  $CHROMIUM is missing and installing Debian's chromium needs root (apt-get)"
+    return 1
+  fi
+  echo "    apt-get install chromium (Debian's package; $CHROMIUM is missing)"
+  local log=$TMP/apt-chromium.log apt=(apt-get install -y --no-install-recommends chromium)
+  # A fresh machine may have no package lists yet: update once, then try again.
+  DEBIAN_FRONTEND=noninteractive timeout 900 "${apt[@]}" >"$log" 2>&1 || {
+    DEBIAN_FRONTEND=noninteractive timeout 300 apt-get update >>"$log" 2>&1 &&
+      DEBIAN_FRONTEND=noninteractive timeout 900 "${apt[@]}" >>"$log" 2>&1
+  } || {
+    tail -n 20 "$log"
+    echo "    FAIL  apt-get could not install chromium (log above)"
+    return 1
+  }
+  [[ -x $CHROMIUM ]] || {
+    echo "    FAIL  chromium installed but $CHROMIUM is missing"
+    return 1
+  }
+}
+
+port_in_use() { # port_in_use PORT: is anything listening on localhost:PORT (IPv4 or IPv6)?
+  python3 - "$1" <<'EOF'
+import socket, sys
+port = int(sys.argv[1])
+for family, host in ((socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")):
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            sys.exit(0)
+    except OSError:
+        pass
+sys.exit(1)
+EOF
+}
+
+swagger_ui_browser() {
+  local port
+  for port in 9000 9001; do
+    if port_in_use "$port"; then
+      echo "    FAIL  port $port on localhost is taken: this leg runs the services on make run's" \
+        "ports 9000 and 9001. Stop what listens there (a running \`make run\`?):"
+      ss -ltnp "sport = :$port" 2>/dev/null | sed 's/^/      /'
+      return 1
+    fi
+  done
+  install_chromium || return 1
+  echo "    $("$CHROMIUM" --version 2>/dev/null | grep -i chromium)"
+
+  # This leg runs in its own subshell: what it starts it stops itself, by pid, however it ends.
+  trap 'stop dev-resource-api; stop dev-auth-server' EXIT
+  trap 'exit 130' INT TERM
+  # make run's working directory holds only the data/ it makes; here a new one, so the SQLite
+  # files (relative to it) are new and no .env is read.
+  local dir=$TMP/browser
+  mkdir -p "$dir/run/data" || return 1
+  (
+    cd "$dir/run" || exit 1
+    exec env NO_COLOR=1 LOG_FORMAT=compact "$BIN/auth-server" --config "$ROOT/deploy/dev/auth-server.toml"
+  ) >"$TMP/dev-auth-server.log" 2>&1 &
+  PID[dev-auth-server]=$!
+  (
+    cd "$dir/run" || exit 1
+    exec env NO_COLOR=1 LOG_FORMAT=compact "$BIN/resource-api" --config "$ROOT/deploy/dev/resource-api.toml"
+  ) >"$TMP/dev-resource-api.log" 2>&1 &
+  PID[dev-resource-api]=$!
+  local name ok=1
+  for name in dev-auth-server dev-resource-api; do
+    local url=$DEV_AUTH_URL
+    [[ $name == dev-resource-api ]] && url=$DEV_API_URL
+    # (wait_ready's die only ends this leg's subshell.)
+    (wait_ready "$name" "$url/health/ready") || ok=0
+    ((ok)) || break
+    echo "    $name $url (pid ${PID[$name]}, deploy/dev/${name#dev-}.toml, cwd $dir/run)"
+  done
+  if ((ok)); then
+    DOCS_URL=$DEV_API_URL/docs API_URL=$DEV_API_URL TOKEN_URL=$DEV_AUTH_URL/auth/token \
+      CLIENT_ID=$WRITER_ID CLIENT_SECRET=$WRITER_SECRET SCOPE=players:write SQUAD_NUMBER=31 \
+      CHROMIUM=$CHROMIUM WORK_DIR=$dir \
+      timeout 300 node "$CONTRACT/browser/swagger-authorize.mjs" || ok=0
+  fi
+  if ((!ok)); then
+    for name in dev-auth-server dev-resource-api; do
+      printf -- '    ---- %s.log: errors, then the last lines ----\n' "$name"
+      { grep -E '^\S+ +ERROR ' "$TMP/$name.log" | tail -n 20; tail -n 10 "$TMP/$name.log"; } |
+        sed 's/^/    /'
+    done
+  fi
+  stop dev-resource-api
+  stop dev-auth-server
+  ((ok))
 }
 
 # The checks every response must pass; the resource-api also rejects every schema-violating
@@ -311,9 +495,13 @@ schemathesis_resource_api() {
     --checks "$CHECKS,negative_data_rejection" --header "Authorization: Bearer $token"
 }
 
+run_leg "openapi lint (@redocly/cli)" openapi_lint
 run_leg "typescript sdk (@hey-api/openapi-ts)" typescript_sdk
 run_leg "python sdk (openapi-python-client)" python_sdk
 run_leg "postman collection (newman)" postman
+run_leg "interop: openid-client (private_key_jwt, DPoP with nonces)" interop_openid_client
+run_leg "interop: authlib (PrivateKeyJWT)" interop_authlib
+run_leg "browser: Swagger UI authorize + try it out (Playwright, Chromium)" swagger_ui_browser
 # The fuzzers come last: they create, change and delete players at random.
 run_leg "schemathesis: auth-server" schemathesis_auth_server
 run_leg "schemathesis: resource-api" schemathesis_resource_api

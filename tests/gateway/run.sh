@@ -3,7 +3,9 @@
 # replicas on it, the players API and a second resource-api (audience scouting-api), and nginx
 # with deploy/nginx/gateway.conf in front. Every check goes through the gateway; the services'
 # own ports are used only to wait for them to be ready. Also validates deploy/k8s and runs the
-# image's readiness probe. Prints each step; exits non-zero on the first failed check; stops
+# image's readiness probe. Every service exports its spans over OTLP to a small receiver
+# (tests/gateway/otlp_receiver.py), and a token request and a protected write through the
+# gateway must form one trace across both services. Prints each step; exits non-zero on the first failed check; stops
 # what it started, by process id, and drops its database, however it ends.
 #
 #   bash tests/gateway/run.sh          (make test-gateway)
@@ -280,9 +282,25 @@ pass "deploy/k8s is valid"
 
 step "deploy/Dockerfile and compose.yaml: BuildKit's parser, hadolint, image and compose checks"
 bash tests/gateway/validate-docker.sh
-pass "deploy/Dockerfile and deploy/compose.yaml pass (images cannot be built here: no engine)"
+pass "deploy/Dockerfile and deploy/compose.yaml pass (make test-images builds and runs the images)"
 
 # ---------------------------------------------------------------------------------------------
+step "OTLP receiver: tests/gateway/otlp_receiver.py (opentelemetry-proto from PyPI) on loopback"
+source tests/gateway/venv.sh
+ensure_venv
+SPANS=$TMP/spans.jsonl
+start otlp "$TMP/otlp.log" "$VENV/bin/python" tests/gateway/otlp_receiver.py "$TMP/otlp-port" "$SPANS"
+for _ in $(seq 100); do
+  [[ -s $TMP/otlp-port ]] && break
+  kill -0 "${PID[otlp]}" 2>/dev/null || fail "the OTLP receiver exited (see its log below)"
+  sleep 0.1
+done
+[[ -s $TMP/otlp-port ]] || fail "the OTLP receiver did not start in 10 s"
+OTLP=http://127.0.0.1:$(cat "$TMP/otlp-port")
+# Every service exports there; batches leave every 200 ms instead of every 5 s.
+export OTEL_BSP_SCHEDULE_DELAY=200
+pass "receiving OTLP/HTTP spans at $OTLP/v1/traces"
+
 step "ports, secrets and configuration in $TMP"
 read -r GW_PORT AUTH1_PORT AUTH2_PORT PLAYERS_PORT SCOUTING_PORT <<<"$(free_ports 5)"
 GW=http://127.0.0.1:$GW_PORT
@@ -294,13 +312,25 @@ DATABASE_URL=postgres://$PG_USER@$PG_HOST:$PG_PORT/$DB
   printf 'Authorization: Basic %s\n' \
     "$(printf '%s:%s' "$CLIENT_ID" "$(cat "$TMP/client-secret")" | base64 -w0)" >"$TMP/client-auth-header"
 )
-# The client both replicas bootstrap, its secret read from a file as in production.
+# A client without a secret whose tokens are DPoP-bound: its key made by the README's shell
+# client (deploy/examples/secretless-client.sh), which also makes its proofs below.
+DPOP_CLIENT=gateway-dpop
+secretless() { (cd "$TMP" && bash "$ROOT/deploy/examples/secretless-client.sh" "$@"); }
+secretless keys "$DPOP_CLIENT" 2>/dev/null || fail "secretless-client.sh keys failed"
+# The clients both replicas bootstrap, the secret read from a file as in production.
 cat >"$TMP/auth-server.toml" <<EOF
 [[clients]]
 client_id = "$CLIENT_ID"
 client_secret_file = "$TMP/client-secret"
 scopes = ["players:write"]
 audiences = ["players-api", "scouting-api"]
+
+[[clients]]
+client_id = "$DPOP_CLIENT"
+jwks_file = "$TMP/$DPOP_CLIENT.jwks.json"
+scopes = ["players:write"]
+audiences = ["players-api"]
+dpop_bound = true
 EOF
 note "gateway $GW_PORT, auth-1 $AUTH1_PORT, auth-2 $AUTH2_PORT, players-api $PLAYERS_PORT, scouting-api $SCOUTING_PORT"
 pass "issuer = the gateway's URL, $GW"
@@ -350,13 +380,19 @@ psql_admin "CREATE DATABASE $DB" >/dev/null
 db_created=1
 pass "created $DB"
 
+# Throttle counts shared by both replicas, under a key prefix of this run's own.
+REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379}
+REDIS_PREFIX="gateway-test-$$:"
+
 step "auth-server x2: same database, same key-encryption key, same issuer, started together"
 for n in 1 2; do
   port_var=AUTH${n}_PORT
   start "auth-$n" "$TMP/auth-$n.log" env AUTH_BIND="127.0.0.1:${!port_var}" AUTH_ISSUER="$GW" \
     AUTH_DATABASE_URL="$DATABASE_URL" AUTH_KEY_ENCRYPTION_KEY_FILE="$TMP/key-encryption-key" \
-    AUTH_KEY_REFRESH_SECS=1 AUTH_TRUST_FORWARDED_FOR=true AUTH_CONFIG="$TMP/auth-server.toml" \
-    LOG_FORMAT=compact NO_COLOR=1 \
+    AUTH_KEY_REFRESH_SECS=1 AUTH_TRUSTED_PROXIES='["127.0.0.1"]' AUTH_CONFIG="$TMP/auth-server.toml" \
+    AUTH_THROTTLE__STORE=redis AUTH_THROTTLE__REDIS_URL="$REDIS_URL" \
+    AUTH_THROTTLE__REDIS_KEY_PREFIX="$REDIS_PREFIX" \
+    AUTH_OTLP_ENDPOINT="$OTLP" LOG_FORMAT=compact NO_COLOR=1 \
     "$BIN/auth-server" serve
 done
 wait_ready auth-1 "http://127.0.0.1:$AUTH1_PORT/health/ready"
@@ -373,24 +409,141 @@ pass "gateway (pid ${PID[nginx]}) answers on $GW"
 
 step "resource-api x2: players-api and scouting-api, keys discovered from the issuer (the gateway)"
 start players-api "$TMP/players-api.log" env API_BIND="127.0.0.1:$PLAYERS_PORT" API_ISSUER="$GW" \
-  API_AUDIENCE=players-api API_DATABASE_URL="sqlite://$TMP/players.sqlite?mode=rwc" \
-  API_JWKS_COOLDOWN_SECS=1 NO_COLOR=1 "$BIN/resource-api" serve
+  API_PUBLIC_URL="$GW" API_AUDIENCE=players-api API_DATABASE_URL="sqlite://$TMP/players.sqlite?mode=rwc" \
+  API_JWKS_COOLDOWN_SECS=1 API_OTLP_ENDPOINT="$OTLP" NO_COLOR=1 "$BIN/resource-api" serve
 start scouting-api "$TMP/scouting-api.log" env API_BIND="127.0.0.1:$SCOUTING_PORT" API_ISSUER="$GW" \
   API_AUDIENCE=scouting-api API_DATABASE_URL="sqlite://$TMP/scouting.sqlite?mode=rwc" \
-  API_JWKS_COOLDOWN_SECS=1 NO_COLOR=1 "$BIN/resource-api" serve
+  API_JWKS_COOLDOWN_SECS=1 API_OTLP_ENDPOINT="$OTLP" NO_COLOR=1 "$BIN/resource-api" serve
 wait_ready players-api "http://127.0.0.1:$PLAYERS_PORT/health/ready"
 wait_ready scouting-api "http://127.0.0.1:$SCOUTING_PORT/health/ready"
 pass "players-api (pid ${PID[players-api]}) and scouting-api (pid ${PID[scouting-api]}) ready: both fetched the JWKS through the gateway"
 
-step "the image's HEALTHCHECK probe (deploy/Dockerfile) against the real services"
-sed -n "/^COPY --chmod=0755 <<'PROBE' /,/^PROBE\$/p" deploy/Dockerfile | sed '1d;$d' >"$TMP/probe-ready"
-[[ -s $TMP/probe-ready ]] || fail "no probe-ready script found in deploy/Dockerfile"
+step "the image's HEALTHCHECK probe (deploy/probe-ready) against the real services"
+cp deploy/probe-ready "$TMP/probe-ready"
 # As HEALTHCHECK runs it: no argument, the port taken from the image's AUTH_BIND / API_BIND.
 env -u API_BIND AUTH_BIND="0.0.0.0:$AUTH2_PORT" bash "$TMP/probe-ready" || fail "probe-ready failed for auth-2"
 env -u AUTH_BIND API_BIND="0.0.0.0:$PLAYERS_PORT" bash "$TMP/probe-ready" || fail "probe-ready failed for players-api"
 pass "probe-ready exits 0 for a ready auth-server and a ready resource-api"
 if bash "$TMP/probe-ready" "$(free_ports 1)" 2>/dev/null; then fail "probe-ready passed on a closed port"; fi
 pass "probe-ready exits non-zero when nothing listens"
+
+# ---------------------------------------------------------------------------------------------
+step "traces: a token request and a protected write through the gateway form one trace across both services"
+hex() { od -An -tx1 -N"$1" /dev/urandom | tr -d ' \n'; }
+TRACE_ID=$(hex 16)
+TOKEN_PARENT=$(hex 8)
+WRITE_PARENT=$(hex 8)
+WRONG_PARENT=$(hex 8)
+note "trace $TRACE_ID: the token request's parent span $TOKEN_PARENT, the write's $WRITE_PARENT"
+# A wrong secret first: a secret not proven before is checked with argon2id (the right one may
+# already be remembered by the replica that answers: it proved it when it bootstrapped the client).
+WRONG_SECRET=wrong-$(hex 12)
+gw POST /auth/token -u "$CLIENT_ID:$WRONG_SECRET" -H "traceparent: 00-$TRACE_ID-$WRONG_PARENT-01" \
+  --data-urlencode grant_type=client_credentials --data-urlencode audience=players-api
+[[ $STATUS == 401 ]] || fail "token with a wrong secret: HTTP $STATUS $(body)"
+WRONG_RID=$RID
+gw POST /auth/token -H @"$TMP/client-auth-header" -H "traceparent: 00-$TRACE_ID-$TOKEN_PARENT-01" \
+  --data-urlencode grant_type=client_credentials --data-urlencode audience=players-api
+[[ $STATUS == 200 ]] || fail "token with a traceparent: HTTP $STATUS $(body)"
+TRACED_TOKEN=$(jq -r .access_token "$TMP/body")
+TOKEN_RID=$RID
+trace_squad=80 # below the squad numbers `accepts` uses
+gw POST /players -H "Authorization: Bearer $TRACED_TOKEN" -H 'Content-Type: application/json' \
+  -H "traceparent: 00-$TRACE_ID-$WRITE_PARENT-01" \
+  -d "{\"firstName\":\"Trace\",\"lastName\":\"Able\",\"squadNumber\":$trace_squad,\"position\":\"Goalkeeper\"}"
+[[ $STATUS == 201 ]] || fail "write with a traceparent: HTTP $STATUS $(body)"
+WRITE_RID=$RID
+# No traceparent: the gateway starts the trace, and logs it.
+gw DELETE "/players/squadnumber/$trace_squad" -H "Authorization: Bearer $TRACED_TOKEN"
+[[ $STATUS == 204 ]] || fail "delete without a traceparent: HTTP $STATUS $(body)"
+DELETE_RID=$RID
+upstream_of "$DELETE_RID" >/dev/null
+GATEWAY_TRACEPARENT=$(grep -F "\"request_id\":\"$DELETE_RID\"" "$ACCESS_LOG" | jq -r .traceparent)
+[[ $GATEWAY_TRACEPARENT =~ ^00-[0-9a-f]{32}-[0-9a-f]{16}-01$ ]] ||
+  fail "the gateway logged traceparent '$GATEWAY_TRACEPARENT' for a request that had none"
+pass "the gateway started trace ${GATEWAY_TRACEPARENT:3:32} for a request without a traceparent"
+# check_traces: what the receiver holds, checked in Python; retried while batches arrive (10 s).
+check_traces() {
+  python3 - "$SPANS" "$TRACE_ID" "$TOKEN_PARENT" "$WRITE_PARENT" "$TOKEN_RID" "$WRITE_RID" \
+    "$DELETE_RID" "$GATEWAY_TRACEPARENT" "$TMP/client-secret" "$TRACED_TOKEN" \
+    "$WRONG_PARENT" "$WRONG_RID" "$WRONG_SECRET" <<'PY'
+import json, sys
+(spans_file, trace_id, token_parent, write_parent, token_rid, write_rid, delete_rid,
+ gateway_traceparent, secret_file, token, wrong_parent, wrong_rid, wrong_secret) = sys.argv[1:]
+text = open(spans_file).read()
+spans = [json.loads(line) for line in text.splitlines() if line]
+problems = []
+
+def server_span(service, trace, parent, rid):
+    found = [s for s in spans if s["service"] == service and s["trace_id"] == trace
+             and s["kind"] == "SPAN_KIND_SERVER" and s["attributes"].get("request_id") == rid]
+    if not found:
+        problems.append(f"no {service} server span for request {rid} in trace {trace}")
+        return None
+    span = found[0]
+    if span["parent_span_id"] != parent:
+        problems.append(f"{service} span {span['name']}: parent {span['parent_span_id']}, expected {parent}")
+    return span
+
+def children(span):
+    return {s["name"]: s for s in spans
+            if span and s["trace_id"] == span["trace_id"] and s["parent_span_id"] == span["span_id"]}
+
+def expect(span, name, operation, status):
+    if span is None:
+        return
+    a = span["attributes"]
+    got = (span["name"], a.get("operation"), str(a.get("http.response.status_code")))
+    if got != (name, operation, str(status)):
+        problems.append(f"server span {got}, expected {(name, operation, str(status))}")
+
+token_span = server_span("auth-server", trace_id, token_parent, token_rid)
+expect(token_span, "POST issueToken", "issueToken", 200)
+if token_span and "sign access token" not in children(token_span):
+    problems.append(f"the token request's span has no signing child: {sorted(children(token_span))}")
+wrong_span = server_span("auth-server", trace_id, wrong_parent, wrong_rid)
+expect(wrong_span, "POST issueToken", "issueToken", 401)
+if wrong_span and "argon2id verify" not in children(wrong_span):
+    problems.append(f"the wrong secret's span has no argon2id child: {sorted(children(wrong_span))}")
+write_span = server_span("resource-api", trace_id, write_parent, write_rid)
+expect(write_span, "POST createPlayer", "createPlayer", 201)
+insert = children(write_span).get("INSERT players")
+if write_span and (insert is None or insert["attributes"].get("db.system.name") != "sqlite"):
+    problems.append(f"the write's span has no 'INSERT players' sqlite child: {sorted(children(write_span))}")
+gateway_trace, gateway_parent = gateway_traceparent[3:35], gateway_traceparent[36:52]
+delete_span = server_span("resource-api", gateway_trace, gateway_parent, delete_rid)
+expect(delete_span, "DELETE deletePlayer", "deletePlayer", 204)
+if delete_span and "DELETE players" not in children(delete_span):
+    problems.append(f"the delete's span has no 'DELETE players' child: {sorted(children(delete_span))}")
+if not any(s["service"] == "resource-api" and s["name"] == "GET issuer document"
+           and s["kind"] == "SPAN_KIND_CLIENT" for s in spans):
+    problems.append("no resource-api span for its fetch of the issuer's metadata and JWKS")
+secret = open(secret_file).read().strip()
+for what, value in (("the client secret", secret), ("the wrong secret", wrong_secret),
+                    ("the access token", token),
+                    ("the token's signature", token.rsplit(".", 1)[-1]),
+                    ("a Basic credential", "Basic "), ("a Bearer credential", "Bearer ")):
+    if value in text:
+        problems.append(f"{what} appears in the exported spans")
+if problems:
+    print("; ".join(problems))
+    sys.exit(1)
+trace = [s for s in spans if s["trace_id"] == trace_id]
+print(f"{len(trace)} spans in trace {trace_id}: " + ", ".join(
+    sorted(f"{s['service']}/{s['name']}" for s in trace)))
+PY
+}
+for attempt in $(seq 50); do
+  if result=$(check_traces 2>&1); then break; fi
+  ((attempt < 50)) || fail "traces: $result"
+  sleep 0.2
+done
+note "$result"
+pass "auth-server's span of the token request is a child of the caller's span $TOKEN_PARENT, with signing under it"
+pass "a wrong secret's token request (401) is in the trace too, with argon2id under it"
+pass "resource-api's span of the write is in the same trace, a child of $WRITE_PARENT, with its INSERT under it"
+pass "a request without traceparent is traced under the id the gateway started and logged"
+pass "the resource-api's fetch of the issuer's keys is a span; no span holds the secret or the token"
 
 # ---------------------------------------------------------------------------------------------
 step "discovery through the gateway: iss and every metadata URL are the gateway's"
@@ -457,6 +610,58 @@ gw POST /players -H 'Content-Type: application/json' -d '{}'
 expect "$STATUS $(header WWW-Authenticate)" '401 Bearer realm="players-api"' "/players without a token: 401, a bare Bearer challenge"
 gw GET /scouting/players
 expect "$STATUS $(jq length "$TMP/body")" "200 26" "GET /scouting/players (prefix stripped) lists the 26 seeded players"
+
+# ---------------------------------------------------------------------------------------------
+step "DPoP through the gateway: proofs name the public URLs, not the addresses behind it"
+# The token request's proof names $GW/auth/token (the issuer's), the write's $GW/players (the
+# players API's public_url); behind the gateway both services see other addresses.
+DPOP_RESPONSE=$(DPOP=1 secretless token "$DPOP_CLIENT" "$GW")
+[[ $(jq -r .token_type <<<"$DPOP_RESPONSE") == DPoP ]] ||
+  fail "a DPoP token request through the gateway answered $DPOP_RESPONSE"
+DPOP_TOKEN=$(jq -r .access_token <<<"$DPOP_RESPONSE")
+[[ $(jwt_part "$DPOP_TOKEN" 1 | jq -r '.cnf.jkt | length') == 43 ]] ||
+  fail "the DPoP token has no cnf.jkt: $(jwt_part "$DPOP_TOKEN" 1)"
+pass "$DPOP_CLIENT (private_key_jwt, dpop_bound) got a DPoP-bound token through the gateway"
+DPOP_PLAYER='{"firstName":"Proof","lastName":"Holder","squadNumber":88,"position":"Defender"}'
+dpop_write() { # dpop_write URL: POST URL with the bound token and a proof for URL; prints the status
+  secretless call "$DPOP_CLIENT" POST "$1" "$DPOP_TOKEN" -H 'Content-Type: application/json' \
+    -d "$DPOP_PLAYER" -o "$TMP/body" -D "$TMP/headers" -w '%{http_code}' --max-time 10
+}
+STATUS=$(dpop_write "$GW/players") || STATUS=000
+[[ $STATUS == 201 ]] || fail "POST $GW/players with a DPoP proof answered $STATUS $(body)"
+pass "POST /players through the gateway with Authorization: DPoP and a proof for $GW/players: 201"
+# The API's own address, with a proof naming it: the API expects its public URL, so refused.
+STATUS=$(dpop_write "http://127.0.0.1:$PLAYERS_PORT/players") || STATUS=000
+expect "$STATUS $(header WWW-Authenticate | grep -o 'error="[a-z_]*"')" '401 error="invalid_dpop_proof"' \
+  "a proof for the API's address behind the gateway: 401 invalid_dpop_proof"
+gw DELETE /players/squadnumber/88 -H "Authorization: Bearer $DPOP_TOKEN"
+expect "$STATUS $(header WWW-Authenticate | cut -d' ' -f1)" "401 DPoP" \
+  "the bound token as a plain bearer token: 401 with a DPoP challenge"
+STATUS=$(secretless call "$DPOP_CLIENT" DELETE "$GW/players/squadnumber/88" "$DPOP_TOKEN" \
+  -o "$TMP/body" -w '%{http_code}' --max-time 10) || STATUS=000
+expect "$STATUS" 204 "DELETE /players/squadnumber/88 with a fresh proof: 204"
+
+# ---------------------------------------------------------------------------------------------
+step "throttling shared through Redis: wrong secrets spread over both replicas count as one"
+# throttle.max_failures is 5: with per-replica counts the 6th and 7th would still be checked.
+declare -A GUESSED_ON=()
+for i in 1 2 3 4 5; do
+  gw POST /auth/token -u "throttle-probe-$$:wrong-$i" -d grant_type=client_credentials
+  [[ $STATUS == 401 ]] || fail "wrong secret $i: HTTP $STATUS"
+  GUESSED_ON[$(replica_name "$(upstream_of "$RID")")]=1
+done
+[[ -n ${GUESSED_ON[auth-1]:-} && -n ${GUESSED_ON[auth-2]:-} ]] || fail "the guesses did not reach both replicas"
+pass "5 wrong secrets, answered 401 by auth-1 and auth-2"
+declare -A THROTTLED_ON=()
+for i in 6 7 8; do
+  gw POST /auth/token -u "throttle-probe-$$:wrong-$i" -d grant_type=client_credentials
+  expect "$STATUS $(jq -r .error "$TMP/body")" "429 temporarily_unavailable" "wrong secret $i: throttled"
+  THROTTLED_ON[$(replica_name "$(upstream_of "$RID")")]=1
+done
+note "throttled by: ${!THROTTLED_ON[*]}"
+if command -v redis-cli >/dev/null; then
+  redis-cli -u "$REDIS_URL" --scan --pattern "$REDIS_PREFIX*" | xargs -r redis-cli -u "$REDIS_URL" del >/dev/null
+fi
 
 # ---------------------------------------------------------------------------------------------
 step "key rotation: auth-server keys rotate --now (the CLI, with auth-1's configuration)"

@@ -6,6 +6,7 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 
 use crate::error::VerifyError;
+use crate::request::Scheme;
 
 /// What a verified access token says about its caller.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -20,9 +21,26 @@ pub struct VerifiedClaims {
     pub jti: Option<String>,
     /// `exp`, in seconds since the Unix epoch.
     pub expires_at: i64,
+    /// `cnf.jkt` (RFC 9449 §6.1): the thumbprint of the key a DPoP-bound token is bound to.
+    /// A bound token is accepted only with a proof signed by that key.
+    pub dpop_jkt: Option<String>,
 }
 
 impl VerifiedClaims {
+    /// Whether the token is DPoP-bound (and was presented with a valid proof of its key).
+    pub fn is_dpop_bound(&self) -> bool {
+        self.dpop_jkt.is_some()
+    }
+
+    /// The scheme the token was presented with, and that a rejection of it must name.
+    pub fn scheme(&self) -> Scheme {
+        if self.is_dpop_bound() {
+            Scheme::Dpop
+        } else {
+            Scheme::Bearer
+        }
+    }
+
     /// Whether the token grants `scope`.
     pub fn has_scope(&self, scope: &str) -> bool {
         self.scopes.iter().any(|granted| granted == scope)
@@ -76,12 +94,22 @@ impl ClaimRules<'_> {
             Some(Value::String(jti)) => Some(jti.clone()),
             Some(_) => return Err(VerifyError::InvalidClaim("jti")),
         };
+        let dpop_jkt = match claims.get("cnf") {
+            None | Some(Value::Null) => None,
+            Some(Value::Object(cnf)) => match cnf.get("jkt") {
+                None => None,
+                Some(Value::String(jkt)) if !jkt.is_empty() => Some(jkt.clone()),
+                Some(_) => return Err(VerifyError::InvalidClaim("cnf")),
+            },
+            Some(_) => return Err(VerifyError::InvalidClaim("cnf")),
+        };
         Ok(VerifiedClaims {
             subject: string_claim(claims, "sub")?.to_owned(),
             client_id: string_claim(claims, "client_id")?.to_owned(),
             scopes,
             jti,
             expires_at,
+            dpop_jkt,
         })
     }
 }

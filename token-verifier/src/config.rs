@@ -15,25 +15,51 @@ pub struct VerifierConfig {
     pub jwks_url: Option<String>,
     /// Clock skew tolerated on `exp` and `nbf`.
     pub leeway: Duration,
-    /// Minimum time between two fetches triggered by tokens signed with an unknown `kid`.
+    /// The shortest time between two refetches triggered by tokens signed with an unknown
+    /// `kid`. The first such refetch after a quiet spell is immediate (an emergency rotation
+    /// costs no refusals); later ones wait at least this long.
+    pub unknown_kid_min_interval: Duration,
+    /// The longest wait between two unknown-`kid` refetches: while refetches keep finding
+    /// nothing new (a flood of made-up `kid`s), the wait doubles from
+    /// [`unknown_kid_min_interval`](Self::unknown_kid_min_interval) up to this, which is then
+    /// the steady cost of a flood: one JWKS fetch per cooldown. Zero turns the limit off.
     pub unknown_kid_cooldown: Duration,
+    /// Allows fetching metadata and keys over plain `http` from hosts other than loopback.
+    /// Off: only `https`, or `http` to `localhost`, `127.0.0.0/8` or `[::1]`, is used, because
+    /// whoever can change the keys in transit can mint tokens.
+    pub allow_insecure_jwks_url: bool,
     /// Time limit of one request to the issuer.
     pub fetch_timeout: Duration,
     /// Longest token accepted, in bytes, before any parsing.
     pub max_token_bytes: usize,
+    /// The API's public base URL as its clients call it (`https://players.example`, a path
+    /// prefix allowed): a DPoP proof's `htu` must be this plus the request's path. `None`
+    /// rebuilds it from the `Host` header as `http://{host}`, which only fits development
+    /// without a gateway: behind one (TLS, another host name, a path prefix) set it.
+    pub public_url: Option<String>,
+    /// How old a DPoP proof's `iat` may be; proofs are remembered this long to refuse replays.
+    pub dpop_max_age: Duration,
+    /// Refuse tokens that are not DPoP-bound (RFC 9449 §7.1), instead of accepting both.
+    pub require_dpop: bool,
 }
 
 impl VerifierConfig {
-    /// Defaults: 60 s leeway, 30 s cooldown, 5 s fetch timeout, 8 KiB tokens, keys discovered.
+    /// Defaults: 60 s leeway, unknown-`kid` refetches at most once a second backing off to
+    /// once per 5 s, 5 s fetch timeout, 8 KiB tokens, keys discovered, `https` (or loopback).
     pub fn new(issuer: impl Into<String>, audience: impl Into<String>) -> Self {
         Self {
             issuer: issuer.into(),
             audience: audience.into(),
             jwks_url: None,
             leeway: Duration::from_secs(60),
-            unknown_kid_cooldown: Duration::from_secs(30),
+            unknown_kid_min_interval: Duration::from_secs(1),
+            unknown_kid_cooldown: Duration::from_secs(5),
+            allow_insecure_jwks_url: false,
             fetch_timeout: Duration::from_secs(5),
             max_token_bytes: 8 * 1024,
+            public_url: None,
+            dpop_max_age: Duration::from_secs(300),
+            require_dpop: false,
         }
     }
 
@@ -43,6 +69,7 @@ impl VerifierConfig {
     }
 
     /// RFC 8414 §3: the metadata URL, with the well-known segment before any issuer path.
+    /// Only fetched when no `jwks_url` is configured; checked for transport security then.
     pub(crate) fn metadata_url(&self) -> Result<Url, ConfigError> {
         let issuer = parse_http_url("issuer", &self.issuer)?;
         let path = issuer.path().trim_end_matches('/').to_owned();
@@ -53,10 +80,7 @@ impl VerifierConfig {
     }
 
     pub(crate) fn validate(&self) -> Result<(), ConfigError> {
-        parse_http_url("issuer", &self.issuer)?;
-        if let Some(jwks_url) = &self.jwks_url {
-            parse_http_url("jwks_url", jwks_url)?;
-        }
+        let issuer = parse_http_url("issuer", &self.issuer)?;
         if self.audience.trim().is_empty() {
             return Err(ConfigError::Invalid {
                 key: "audience",
@@ -69,7 +93,29 @@ impl VerifierConfig {
                 reason: "must not contain quotes, backslashes or control characters".into(),
             });
         }
-        Ok(())
+        if let Some(public_url) = &self.public_url {
+            let url = parse_http_url("public_url", public_url)?;
+            if url.query().is_some() || url.fragment().is_some() {
+                return Err(ConfigError::Invalid {
+                    key: "public_url",
+                    reason: "must have no query or fragment".into(),
+                });
+            }
+        }
+        if self.dpop_max_age.is_zero() {
+            return Err(ConfigError::Invalid {
+                key: "dpop_max_age",
+                reason: "must be more than zero".into(),
+            });
+        }
+        match &self.jwks_url {
+            Some(jwks_url) => {
+                let url = parse_http_url("jwks_url", jwks_url)?;
+                check_transport("jwks_url", &url, self.allow_insecure_jwks_url)
+            }
+            // The keys are found through the issuer's metadata, so the issuer is fetched.
+            None => check_transport("issuer", &issuer, self.allow_insecure_jwks_url),
+        }
     }
 }
 
@@ -85,6 +131,35 @@ pub(crate) fn parse_http_url(key: &'static str, value: &str) -> Result<Url, Conf
         });
     }
     Ok(url)
+}
+
+/// Refuses a plain `http` URL to a host other than loopback, unless `allow_insecure` (RFC 8414
+/// §3 and RFC 7517 want TLS: whoever rewrites the JWKS in transit can mint tokens).
+pub(crate) fn check_transport(
+    key: &'static str,
+    url: &Url,
+    allow_insecure: bool,
+) -> Result<(), ConfigError> {
+    if url.scheme() == "https" || allow_insecure || is_loopback(url) {
+        return Ok(());
+    }
+    Err(ConfigError::Invalid {
+        key,
+        reason: format!(
+            "{url} is plain http to a host that is not loopback: use https, or set \
+             allow_insecure_jwks_url on a network you trust"
+        ),
+    })
+}
+
+/// `localhost`, `127.0.0.0/8` or `[::1]`.
+fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
 }
 
 /// A [`VerifierConfig`] that cannot work.
@@ -120,6 +195,47 @@ mod tests {
     fn an_issuer_that_is_not_an_http_url_is_refused_by_name() {
         let err = VerifierConfig::new("ftp://x", "a").validate().unwrap_err();
         assert!(err.to_string().contains("issuer"), "{err}");
+    }
+
+    #[test]
+    fn plain_http_to_a_host_that_is_not_loopback_is_refused_by_name() {
+        let mut config = VerifierConfig::new("https://issuer.example", "a");
+        config.jwks_url = Some("http://auth-server:9000/.well-known/jwks.json".into());
+        let err = config.validate().unwrap_err().to_string();
+        assert!(
+            err.contains("jwks_url") && err.contains("allow_insecure_jwks_url"),
+            "{err}"
+        );
+
+        let err = VerifierConfig::new("http://issuer.example", "a")
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("issuer") && err.contains("https"), "{err}");
+    }
+
+    #[test]
+    fn plain_http_to_loopback_or_when_allowed_is_accepted() {
+        for url in [
+            "http://localhost:9000",
+            "http://LOCALHOST",
+            "http://127.0.0.1:9000",
+            "http://127.8.9.10",
+            "http://[::1]:9000",
+            "https://issuer.example",
+        ] {
+            assert!(VerifierConfig::new(url, "a").validate().is_ok(), "{url}");
+        }
+        let mut config = VerifierConfig::new("http://issuer.example", "a");
+        config.allow_insecure_jwks_url = true;
+        assert!(config.validate().is_ok());
+    }
+
+    #[test]
+    fn the_issuer_is_only_an_identifier_when_the_jwks_url_is_configured() {
+        let mut config = VerifierConfig::new("http://issuer.example", "a");
+        config.jwks_url = Some("https://keys.example/jwks.json".into());
+        assert!(config.validate().is_ok());
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 /// A token that did not pass verification.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum VerifyError {
     #[error("token is too large")]
     TooLarge,
@@ -34,4 +35,8 @@ pub enum VerifyError {
     MissingClaim(&'static str),
     #[error("token claim {0} is invalid")]
     InvalidClaim(&'static str),
+    #[error("token is DPoP-bound: send it with the DPoP scheme and a proof")]
+    DpopBound,
+    #[error("token is not DPoP-bound")]
+    NotDpopBound,
 }

@@ -3,22 +3,20 @@
 
 use std::time::Duration;
 
-use reqwest::{Client, header::CACHE_CONTROL};
+use reqwest::{Client, header::CACHE_CONTROL, redirect};
 use url::Url;
 
-use crate::config::parse_http_url;
+use crate::config::{ConfigError, VerifierConfig, check_transport, parse_http_url};
 
 /// Largest metadata or JWKS document read.
 const MAX_DOCUMENT_BYTES: usize = 1024 * 1024;
+/// Longest chain of same-origin redirects followed.
+const MAX_REDIRECTS: usize = 5;
 
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum FetchError {
-    #[error("request to {url} failed: {source}")]
-    Http {
-        url: String,
-        #[source]
-        source: reqwest::Error,
-    },
+    #[error("request to {url} failed: {detail}")]
+    Http { url: String, detail: String },
     #[error("{url} answered {status}")]
     Status { url: String, status: u16 },
     #[error("{url} sent more than {MAX_DOCUMENT_BYTES} bytes")]
@@ -29,16 +27,73 @@ pub(crate) enum FetchError {
     Jwks(#[from] crate::jwks::JwksError),
 }
 
+/// The HTTP client every fetch uses: time limits, and redirects followed only within the
+/// origin first asked (an `https` → `http` redirect, or one to another host, is an error).
+pub(crate) fn client(config: &VerifierConfig) -> Result<Client, ConfigError> {
+    client_with_timeout(config.fetch_timeout)
+}
+
+/// The same client, with `timeout` on each request.
+pub(crate) fn client_with_timeout(timeout: Duration) -> Result<Client, ConfigError> {
+    Client::builder()
+        .timeout(timeout)
+        .connect_timeout(timeout)
+        .redirect(redirect::Policy::custom(same_origin_redirects))
+        .user_agent(concat!("token-verifier/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|err| ConfigError::Invalid {
+            key: "fetch_timeout",
+            reason: err.to_string(),
+        })
+}
+
+fn same_origin_redirects(attempt: redirect::Attempt<'_>) -> redirect::Action {
+    let refusal = match attempt.previous().first() {
+        Some(first) if first.origin() != attempt.url().origin() => {
+            format!("refused a redirect from {first} to another origin")
+        }
+        _ if attempt.previous().len() > MAX_REDIRECTS => {
+            format!("refused more than {MAX_REDIRECTS} redirects")
+        }
+        _ => return attempt.follow(),
+    };
+    attempt.error(refusal)
+}
+
+/// A reqwest error with its causes, which name what actually went wrong.
+fn describe(err: &reqwest::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = std::error::Error::source(err);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
 /// A fetched document and how long the issuer lets us cache it.
 pub(crate) struct Document {
     pub body: Vec<u8>,
     pub max_age: Option<Duration>,
 }
 
+/// Inside a span (`otel.kind = client`), so a trace shows the fetch and how long it took.
 pub(crate) async fn get(client: &Client, url: &Url) -> Result<Document, FetchError> {
-    let http = |source| FetchError::Http {
+    let span = tracing::info_span!(
+        "fetch",
+        otel.name = "GET issuer document",
+        otel.kind = "client",
+        url.full = %url,
+        http.response.status_code = tracing::field::Empty,
+    );
+    tracing::Instrument::instrument(get_unobserved(client, url), span).await
+}
+
+async fn get_unobserved(client: &Client, url: &Url) -> Result<Document, FetchError> {
+    let http = |err: reqwest::Error| FetchError::Http {
         url: url.to_string(),
-        source,
+        detail: describe(&err),
     };
     let mut response = client
         .get(url.clone())
@@ -46,6 +101,7 @@ pub(crate) async fn get(client: &Client, url: &Url) -> Result<Document, FetchErr
         .send()
         .await
         .map_err(http)?;
+    tracing::Span::current().record("http.response.status_code", response.status().as_u16());
     if !response.status().is_success() {
         return Err(FetchError::Status {
             url: url.to_string(),
@@ -70,11 +126,12 @@ pub(crate) async fn get(client: &Client, url: &Url) -> Result<Document, FetchErr
 }
 
 /// Reads `jwks_uri` from the issuer's metadata, checking the metadata speaks for that issuer
-/// (RFC 8414 §3.3).
+/// (RFC 8414 §3.3) and that the keys are fetched over a transport we accept.
 pub(crate) async fn discover_jwks_url(
     client: &Client,
     metadata_url: &Url,
     issuer: &str,
+    allow_insecure: bool,
 ) -> Result<Url, FetchError> {
     let document = get(client, metadata_url).await?;
     let metadata: serde_json::Value = serde_json::from_slice(&document.body)
@@ -92,5 +149,30 @@ pub(crate) async fn discover_jwks_url(
         .get("jwks_uri")
         .and_then(|value| value.as_str())
         .ok_or_else(|| FetchError::Metadata("no jwks_uri".into()))?;
-    parse_http_url("jwks_uri", jwks_uri).map_err(|err| FetchError::Metadata(err.to_string()))
+    let url = parse_http_url("jwks_uri", jwks_uri)
+        .map_err(|err| FetchError::Metadata(err.to_string()))?;
+    check_transport("jwks_uri", &url, allow_insecure)
+        .map_err(|err| FetchError::Metadata(err.to_string()))?;
+    Ok(url)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origins_differ_by_scheme_host_or_port_but_not_by_path() {
+        let origin = |url: &str| Url::parse(url).unwrap().origin();
+        assert_eq!(
+            origin("https://keys.example/a"),
+            origin("https://keys.example:443/b?c")
+        );
+        for other in [
+            "http://keys.example/a",
+            "https://keys.example:8443/a",
+            "https://evil.example/a",
+        ] {
+            assert_ne!(origin("https://keys.example/a"), origin(other), "{other}");
+        }
+    }
 }

@@ -94,7 +94,7 @@ fn usable_key(map: &Map<String, Value>) -> Result<(String, VerifyingKey), &'stat
     let jwk = Jwk::from_map(map.clone()).map_err(|_| "not a JWK")?;
     let verifier = alg
         .verifier_from_jwk(&jwk)
-        .map_err(|_| "the key does not fit its alg")?;
+        .ok_or("the key does not fit its alg")?;
     Ok((kid, VerifyingKey { alg, verifier }))
 }
 

@@ -3,7 +3,7 @@
 //!
 //! A downstream API needs only configuration and its scope enum:
 //!
-//! ```ignore
+//! ```text
 //! #[derive(poem_openapi::OAuthScopes)]
 //! enum Scope {
 //!     /// Create, change and delete players.
@@ -19,7 +19,7 @@
 //! with the verifier given to the route as data (`.data(verifier)`), and the served spec
 //! passed through [`with_token_url`] so that it names the issuer's real token endpoint.
 
-use std::{fmt, marker::PhantomData, sync::Arc};
+use std::{marker::PhantomData, sync::Arc};
 
 use poem::{
     Request, RequestBody, Response,
@@ -31,7 +31,8 @@ use poem_openapi::{
     registry::{MetaOAuthFlow, MetaOAuthFlows, MetaSecurityScheme, Registry},
 };
 
-use crate::{TokenVerifier, VerifiedClaims, VerifyError};
+pub use crate::rejection::{BearerRejection, RejectionReason};
+use crate::{RequestParts, TokenVerifier, VerifiedClaims};
 
 /// The name of the security scheme in the spec's `components.securitySchemes`.
 pub const SECURITY_SCHEME: &str = "oauth2";
@@ -58,10 +59,10 @@ impl<S: OAuthScopes> OAuth2Bearer<S> {
         if claims.has_scope(scope.name()) {
             Ok(claims.clone())
         } else {
-            Err(BearerRejection::insufficient_scope(
-                Arc::clone(&self.realm),
-                scope.name(),
-            ))
+            Err(
+                BearerRejection::insufficient_scope(Arc::clone(&self.realm), scope.name())
+                    .with_scheme(claims.scheme()),
+            )
         }
     }
 
@@ -84,7 +85,9 @@ impl<'a, S: OAuthScopes> ApiExtractor<'a> for OAuth2Bearer<S> {
                 ty: "oauth2",
                 description: Some(
                     "An RFC 9068 JWT access token from the issuer's token endpoint \
-                     (client credentials), sent as `Authorization: Bearer <token>`.",
+                     (client credentials), sent as `Authorization: Bearer <token>`; a \
+                     DPoP-bound token (RFC 9449) as `Authorization: DPoP <token>` with a \
+                     `DPoP` proof header.",
                 ),
                 name: None,
                 key_in: None,
@@ -121,155 +124,26 @@ impl<'a, S: OAuthScopes> ApiExtractor<'a> for OAuth2Bearer<S> {
         };
         Ok(Self {
             outcome: authenticate(verifier, request).await,
-            realm: realm(verifier),
+            realm: verifier.realm(),
             _scopes: PhantomData,
         })
     }
 }
 
-/// Checks the request's bearer token (RFC 6750 §2.1, header only) with `verifier`: for
+/// Checks the request's access token (Bearer, or DPoP with its proof; header only) with `verifier`: for
 /// plain poem handlers, or wherever [`OAuth2Bearer`] does not fit.
 pub async fn authenticate(
     verifier: &TokenVerifier,
     request: &Request,
 ) -> Result<VerifiedClaims, BearerRejection> {
-    let realm = realm(verifier);
-    let token = match bearer_token(request) {
-        Ok(Some(token)) => token,
-        Ok(None) => return Err(BearerRejection::missing_token(realm)),
-        Err(err) => return Err(BearerRejection::invalid_token(realm, err)),
-    };
-    match verifier.verify(token).await {
-        Ok(claims) => Ok(claims),
-        Err(err) => {
-            // Debug, not info: a flood of bad tokens must not become a flood of log lines (the
-            // 401s are counted in the metrics).
-            tracing::debug!(reason = %err, "bearer token refused");
-            Err(BearerRejection::invalid_token(realm, err))
-        }
-    }
+    verifier
+        .authenticate(RequestParts::new(
+            request.method(),
+            request.uri(),
+            request.headers(),
+        ))
+        .await
 }
-
-fn realm(verifier: &TokenVerifier) -> Arc<str> {
-    Arc::from(verifier.config().audience.as_str())
-}
-
-/// The token of an `Authorization: Bearer …` header. No header, or another scheme, is no
-/// token; two headers or an empty token is a malformed one.
-fn bearer_token(request: &Request) -> Result<Option<&str>, VerifyError> {
-    let mut values = request.headers().get_all(header::AUTHORIZATION).iter();
-    let Some(value) = values.next() else {
-        return Ok(None);
-    };
-    if values.next().is_some() {
-        return Err(VerifyError::Malformed);
-    }
-    let value = value.to_str().map_err(|_| VerifyError::Malformed)?;
-    let (scheme, token) = value.split_once(' ').unwrap_or((value, ""));
-    if !scheme.eq_ignore_ascii_case("bearer") {
-        return Ok(None);
-    }
-    let token = token.trim();
-    if token.is_empty() {
-        return Err(VerifyError::Malformed);
-    }
-    Ok(Some(token))
-}
-
-/// Why a request may not do what it asked, as RFC 6750 §3 answers it.
-#[derive(Clone, Debug)]
-pub struct BearerRejection {
-    realm: Arc<str>,
-    reason: RejectionReason,
-}
-
-/// The three answers of RFC 6750 §3.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum RejectionReason {
-    /// No bearer token at all: 401 with a bare challenge.
-    MissingToken,
-    /// A token that failed verification: 401 `invalid_token`.
-    InvalidToken(VerifyError),
-    /// A valid token without the scope the operation needs: 403 `insufficient_scope`.
-    InsufficientScope(&'static str),
-}
-
-impl BearerRejection {
-    pub fn missing_token(realm: Arc<str>) -> Self {
-        Self {
-            realm,
-            reason: RejectionReason::MissingToken,
-        }
-    }
-
-    pub fn invalid_token(realm: Arc<str>, error: VerifyError) -> Self {
-        Self {
-            realm,
-            reason: RejectionReason::InvalidToken(error),
-        }
-    }
-
-    pub fn insufficient_scope(realm: Arc<str>, scope: &'static str) -> Self {
-        Self {
-            realm,
-            reason: RejectionReason::InsufficientScope(scope),
-        }
-    }
-
-    pub fn reason(&self) -> &RejectionReason {
-        &self.reason
-    }
-
-    /// 401, or 403 for a missing scope.
-    pub fn status(&self) -> StatusCode {
-        match self.reason {
-            RejectionReason::InsufficientScope(_) => StatusCode::FORBIDDEN,
-            _ => StatusCode::UNAUTHORIZED,
-        }
-    }
-
-    /// The RFC 6750 error code; none when no token was sent (§3.1).
-    pub fn error_code(&self) -> Option<&'static str> {
-        match self.reason {
-            RejectionReason::MissingToken => None,
-            RejectionReason::InvalidToken(_) => Some("invalid_token"),
-            RejectionReason::InsufficientScope(_) => Some("insufficient_scope"),
-        }
-    }
-
-    /// A short human explanation that never repeats the token.
-    pub fn description(&self) -> String {
-        match &self.reason {
-            RejectionReason::MissingToken => "a bearer token is required".into(),
-            RejectionReason::InvalidToken(err) => err.to_string(),
-            RejectionReason::InsufficientScope(scope) => {
-                format!("the token does not grant the scope {scope}")
-            }
-        }
-    }
-
-    /// The `WWW-Authenticate` challenge.
-    pub fn www_authenticate(&self) -> String {
-        let realm = &self.realm;
-        match &self.reason {
-            RejectionReason::MissingToken => format!(r#"Bearer realm="{realm}""#),
-            RejectionReason::InvalidToken(err) => format!(
-                r#"Bearer realm="{realm}", error="invalid_token", error_description="{err}""#
-            ),
-            RejectionReason::InsufficientScope(scope) => {
-                format!(r#"Bearer realm="{realm}", error="insufficient_scope", scope="{scope}""#)
-            }
-        }
-    }
-}
-
-impl fmt::Display for BearerRejection {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.description())
-    }
-}
-
-impl std::error::Error for BearerRejection {}
 
 /// For plain poem handlers: the status, the challenge and a JSON
 /// `{"error", "error_description"}` body.
@@ -279,14 +153,10 @@ impl ResponseError for BearerRejection {
     }
 
     fn as_response(&self) -> Response {
-        let body = serde_json::json!({
-            "error": self.error_code().unwrap_or("unauthorized"),
-            "error_description": self.description(),
-        });
         let mut response = Response::builder()
             .status(BearerRejection::status(self))
             .content_type("application/json")
-            .body(body.to_string());
+            .body(self.json_body());
         if let Ok(challenge) = HeaderValue::from_str(&self.www_authenticate()) {
             response
                 .headers_mut()
@@ -332,75 +202,7 @@ pub fn with_token_url(spec: &str, token_url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn realm() -> Arc<str> {
-        Arc::from("players-api")
-    }
-
-    #[test]
-    fn without_a_token_the_challenge_names_only_the_realm() {
-        let rejection = BearerRejection::missing_token(realm());
-        assert_eq!(rejection.status(), StatusCode::UNAUTHORIZED);
-        assert_eq!(
-            rejection.www_authenticate(),
-            r#"Bearer realm="players-api""#
-        );
-        assert_eq!(rejection.error_code(), None);
-    }
-
-    #[test]
-    fn a_bad_token_is_invalid_token_with_a_description() {
-        let rejection = BearerRejection::invalid_token(realm(), VerifyError::Expired);
-        assert_eq!(rejection.status(), StatusCode::UNAUTHORIZED);
-        assert_eq!(
-            rejection.www_authenticate(),
-            r#"Bearer realm="players-api", error="invalid_token", error_description="token has expired""#
-        );
-    }
-
-    #[test]
-    fn a_missing_scope_is_forbidden_and_names_the_scope() {
-        let rejection = BearerRejection::insufficient_scope(realm(), "players:write");
-        assert_eq!(rejection.status(), StatusCode::FORBIDDEN);
-        assert_eq!(
-            rejection.www_authenticate(),
-            r#"Bearer realm="players-api", error="insufficient_scope", scope="players:write""#
-        );
-    }
-
-    #[test]
-    fn every_description_is_safe_inside_a_quoted_header_value() {
-        let errors = [
-            VerifyError::TooLarge,
-            VerifyError::Malformed,
-            VerifyError::UnsupportedAlgorithm,
-            VerifyError::ForbiddenHeader("jku"),
-            VerifyError::WrongType,
-            VerifyError::MissingKeyId,
-            VerifyError::UnknownKey,
-            VerifyError::AlgorithmMismatch,
-            VerifyError::BadSignature,
-            VerifyError::WrongIssuer,
-            VerifyError::WrongAudience,
-            VerifyError::Expired,
-            VerifyError::NotYetValid,
-            VerifyError::MissingClaim("exp"),
-            VerifyError::InvalidClaim("aud"),
-        ];
-        for err in errors {
-            let text = err.to_string();
-            assert!(
-                text.chars().all(|c| c == ' ' || c.is_ascii_graphic()) && !text.contains('"'),
-                "{text}"
-            );
-            assert!(
-                HeaderValue::from_str(
-                    &BearerRejection::invalid_token(realm(), err).www_authenticate()
-                )
-                .is_ok()
-            );
-        }
-    }
+    use crate::VerifyError;
 
     #[test]
     fn the_token_url_placeholder_is_replaced_in_oauth2_flows() {
@@ -419,48 +221,23 @@ mod tests {
         assert_eq!(flow["scopes"], serde_json::json!({}));
     }
 
-    fn request_with(values: &[&str]) -> Request {
-        let mut builder = Request::builder();
-        for value in values {
-            builder = builder.header(header::AUTHORIZATION, *value);
-        }
-        builder.finish()
-    }
+    #[tokio::test]
+    async fn a_rejection_answers_with_its_status_challenge_and_json_body() {
+        let rejection =
+            BearerRejection::invalid_token(Arc::from("players-api"), VerifyError::Expired);
 
-    #[test]
-    fn the_bearer_scheme_is_matched_case_insensitively() {
-        assert_eq!(
-            bearer_token(&request_with(&["bearer abc"])),
-            Ok(Some("abc"))
-        );
-        assert_eq!(
-            bearer_token(&request_with(&["Bearer  abc "])),
-            Ok(Some("abc"))
-        );
-    }
+        let response = rejection.as_response();
 
-    #[test]
-    fn another_scheme_or_no_header_is_no_token() {
-        assert_eq!(bearer_token(&request_with(&[])), Ok(None));
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
         assert_eq!(
-            bearer_token(&request_with(&["Basic Zm9vOmJhcg=="])),
-            Ok(None)
+            response.headers()[header::WWW_AUTHENTICATE],
+            r#"Bearer realm="players-api", error="invalid_token", error_description="token has expired""#
         );
-    }
-
-    #[test]
-    fn an_empty_bearer_or_two_headers_are_malformed() {
+        assert_eq!(response.headers()[header::CONTENT_TYPE], "application/json");
+        let body = response.into_body().into_string().await.unwrap();
         assert_eq!(
-            bearer_token(&request_with(&["Bearer"])),
-            Err(VerifyError::Malformed)
-        );
-        assert_eq!(
-            bearer_token(&request_with(&["Bearer   "])),
-            Err(VerifyError::Malformed)
-        );
-        assert_eq!(
-            bearer_token(&request_with(&["Bearer a", "Bearer b"])),
-            Err(VerifyError::Malformed)
+            body,
+            r#"{"error":"invalid_token","error_description":"token has expired"}"#
         );
     }
 }

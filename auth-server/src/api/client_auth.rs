@@ -1,15 +1,17 @@
-//! Client authentication as the OAuth endpoints receive it: HTTP Basic (`client_secret_basic`)
-//! or `client_id` + `client_secret` in the body (`client_secret_post`), never both; and the
+//! Client authentication as the OAuth endpoints receive it: HTTP Basic (`client_secret_basic`),
+//! `client_id` + `client_secret` in the body (`client_secret_post`), or a signed JWT in
+//! `client_assertion` (`private_key_jwt`, federated identities), exactly one of them; and the
 //! request's source address for throttling.
-
-use std::net::IpAddr;
 
 use poem::Request;
 use poem::http::header;
 use poem_openapi::SecurityScheme;
 use poem_openapi::auth::Basic;
 
-use crate::grants::{AuthMethod, ClientCredentials, RequestSource};
+use crate::grants::{
+    AuthMethod, ClientAssertion, ClientCredentials, Credentials, JWT_BEARER, RequestSource,
+};
+use crate::net::TrustedProxies;
 
 /// `client_secret_basic`: `client_id:client_secret`, each form-urlencoded, then base64.
 #[derive(SecurityScheme)]
@@ -32,8 +34,60 @@ pub enum CredentialsError {
     MalformedBasic,
 }
 
+/// What the body says about client authentication.
+#[derive(Clone, Copy, Default)]
+pub struct BodyCredentials<'a> {
+    pub client_id: Option<&'a str>,
+    pub client_secret: Option<&'a str>,
+    pub client_assertion: Option<&'a str>,
+    pub client_assertion_type: Option<&'a str>,
+}
+
 /// The one set of credentials the request carries, or `None` if it carries none.
 pub fn client_credentials(
+    auth: ClientAuth,
+    request: &Request,
+    body: BodyCredentials<'_>,
+) -> Result<Option<Credentials>, CredentialsError> {
+    let BodyCredentials {
+        client_id: body_client_id,
+        client_secret: body_client_secret,
+        client_assertion,
+        client_assertion_type,
+    } = body;
+    match (client_assertion, client_assertion_type) {
+        (None, None) => {}
+        (Some(assertion), Some(JWT_BEARER)) => {
+            if matches!(auth, ClientAuth::Basic(_))
+                || body_client_secret.is_some()
+                || request.headers().contains_key(header::AUTHORIZATION)
+            {
+                return Err(CredentialsError::Conflicting(
+                    "use one client authentication method: a client_assertion, HTTP Basic or \
+                     client_secret",
+                ));
+            }
+            return Ok(Some(Credentials::Assertion(ClientAssertion {
+                client_id: body_client_id.map(str::to_owned),
+                assertion: assertion.to_owned(),
+            })));
+        }
+        (Some(_), Some(_)) => {
+            return Err(CredentialsError::Conflicting(
+                "client_assertion_type must be urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            ));
+        }
+        (Some(_), None) | (None, Some(_)) => {
+            return Err(CredentialsError::Conflicting(
+                "client_assertion and client_assertion_type go together",
+            ));
+        }
+    }
+    secret_credentials(auth, request, body_client_id, body_client_secret)
+        .map(|credentials| credentials.map(Credentials::Secret))
+}
+
+fn secret_credentials(
     auth: ClientAuth,
     request: &Request,
     body_client_id: Option<&str>,
@@ -85,24 +139,18 @@ fn form_decode(value: &str) -> Option<String> {
         .map(|s| s.into_owned())
 }
 
-/// The peer address, or with `trust_forwarded_for` the last `X-Forwarded-For` entry (the one
-/// the trusted proxy appended).
-pub fn request_source(request: &Request, trust_forwarded_for: bool) -> RequestSource {
-    let forwarded = trust_forwarded_for
-        .then(|| {
-            request
-                .headers()
-                .get_all("x-forwarded-for")
-                .iter()
-                .filter_map(|v| v.to_str().ok())
-                .flat_map(|v| v.split(','))
-                .filter_map(|s| s.trim().parse::<IpAddr>().ok())
-                .next_back()
-        })
-        .flatten();
+/// The client's address: the peer, or behind trusted proxies the first untrusted address in
+/// `X-Forwarded-For`, walked from the right (see `crate::net`).
+pub fn request_source(request: &Request, proxies: &TrustedProxies) -> RequestSource {
     let peer = request.remote_addr().as_socket_addr().map(|addr| addr.ip());
+    let forwarded: Vec<&str> = request
+        .headers()
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
     RequestSource {
-        address: forwarded.or(peer),
+        address: proxies.client_address(peer, forwarded.into_iter()),
     }
 }
 

@@ -2,20 +2,43 @@
 
 use std::sync::Arc;
 
-use metrics_exporter_prometheus::PrometheusHandle;
+use async_trait::async_trait;
 use poem_openapi::payload::{Json, PlainText};
 use poem_openapi::{ApiResponse, Object, OpenApi};
-use sea_orm::DatabaseConnection;
 
 use super::ApiTags;
 use super::errors::Problem;
-use crate::keys::KeyRing;
-use crate::storage;
+
+/// What readiness found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadyReport {
+    /// The database answers.
+    pub database: bool,
+    /// How long it has not, when it does not.
+    pub stale_secs: Option<u64>,
+    /// Client credentials may still be issued from memory (`max_stale_secs`).
+    pub can_issue_from_memory: bool,
+    /// A signing key is loaded and fresh.
+    pub signing_key: bool,
+}
+
+/// The checks behind `/health/ready`.
+#[async_trait]
+pub trait Readiness: Send + Sync {
+    async fn check(&self) -> ReadyReport;
+}
 
 #[derive(Debug, Clone, Object)]
 pub struct HealthStatus {
-    /// `ok`.
+    /// `ok`, or `degraded` while the database is unreachable but client-credentials tokens
+    /// are still issued from memory.
     pub status: String,
+    /// `ok` or `unreachable` (readiness only).
+    #[oai(skip_serializing_if_is_none)]
+    pub database: Option<String>,
+    /// Seconds since the database last answered, while it is unreachable.
+    #[oai(skip_serializing_if_is_none)]
+    pub stale_secs: Option<u64>,
 }
 
 #[derive(ApiResponse)]
@@ -27,7 +50,8 @@ pub enum LiveResponse {
 
 #[derive(ApiResponse)]
 pub enum ReadyResponse {
-    /// The database answers and a signing key is loaded.
+    /// Tokens can be issued: the database answers (`ok`), or has been unreachable for less
+    /// than `max_stale_secs` (`degraded`), and a signing key is loaded.
     #[oai(status = 200)]
     Ok(Json<HealthStatus>),
     /// Not ready: the detail says which dependency is missing.
@@ -43,14 +67,14 @@ pub enum MetricsResponse {
 }
 
 pub struct HealthApi {
-    pub db: DatabaseConnection,
-    pub keys: Arc<KeyRing>,
-    pub metrics: PrometheusHandle,
+    pub readiness: Arc<dyn Readiness>,
 }
 
 fn ok() -> Json<HealthStatus> {
     Json(HealthStatus {
         status: "ok".into(),
+        database: None,
+        stale_secs: None,
     })
 }
 
@@ -86,14 +110,19 @@ impl HealthApi {
                 Some(detail.to_owned()),
             )))
         };
-        if let Err(err) = storage::ping(&self.db).await {
-            tracing::warn!(error = %err, "readiness: database unreachable");
-            return unavailable("database unreachable");
+        let report = self.readiness.check().await;
+        metrics::gauge!("auth_ready_degraded").set(if report.database { 0.0 } else { 1.0 });
+        if !report.database && !report.can_issue_from_memory {
+            return unavailable("database unreachable for longer than max_stale_secs");
         }
-        if self.keys.active_kid().is_none() {
+        if !report.signing_key {
             return unavailable("no active signing key");
         }
-        ReadyResponse::Ok(ok())
+        ReadyResponse::Ok(Json(HealthStatus {
+            status: if report.database { "ok" } else { "degraded" }.into(),
+            database: Some(if report.database { "ok" } else { "unreachable" }.into()),
+            stale_secs: report.stale_secs,
+        }))
     }
 
     /// Prometheus metrics.
@@ -104,6 +133,6 @@ impl HealthApi {
         operation_id = "metrics"
     )]
     async fn metrics(&self) -> MetricsResponse {
-        MetricsResponse::Ok(PlainText(self.metrics.render()))
+        MetricsResponse::Ok(PlainText(service_kit::telemetry::render_metrics()))
     }
 }

@@ -9,13 +9,26 @@ use poem_openapi::{ApiRequest, ApiResponse, Object, OpenApi};
 use serde::Deserialize;
 
 use super::ApiTags;
-use super::client_auth::{ClientAuth, CredentialsError, client_credentials, request_source};
+use super::client_auth::{
+    BodyCredentials, ClientAuth, CredentialsError, client_credentials, request_source,
+};
 use super::errors::{OAuthError, OAuthErrorCode};
-use super::token::{basic_challenge, describe_payload_error, no_store, retry_after_secs};
+use super::token::{
+    UNAVAILABLE_RETRY_AFTER_SECS, basic_challenge, describe_payload_error, no_store,
+    retry_after_secs, unavailable,
+};
 use crate::domain::Client;
 use crate::grants::{AuthMethod, Introspection, RevokeError, TokenError, TokenService};
+use crate::net::TrustedProxies;
 
-const PARAMETERS: [&str; 4] = ["token", "token_type_hint", "client_id", "client_secret"];
+const PARAMETERS: [&str; 6] = [
+    "token",
+    "token_type_hint",
+    "client_id",
+    "client_secret",
+    "client_assertion",
+    "client_assertion_type",
+];
 
 /// The token to introspect or revoke, with optional client credentials (`client_secret_post`).
 #[derive(Debug, Clone, Object, Deserialize)]
@@ -26,6 +39,10 @@ pub struct TokenLookupBody {
     pub token_type_hint: Option<String>,
     pub client_id: Option<String>,
     pub client_secret: Option<String>,
+    /// `private_key_jwt` or a federated identity (RFC 7523 §2.2): a signed JWT.
+    pub client_assertion: Option<String>,
+    /// `urn:ietf:params:oauth:client-assertion-type:jwt-bearer`, with `client_assertion`.
+    pub client_assertion_type: Option<String>,
 }
 
 #[derive(ApiRequest)]
@@ -55,11 +72,21 @@ pub struct IntrospectionResponse {
     pub exp: Option<i64>,
     #[oai(skip_serializing_if_is_none)]
     pub iat: Option<i64>,
-    /// `Bearer` (an access token) or `refresh_token`.
+    /// `Bearer` or `DPoP` (a DPoP-bound access token), or `refresh_token`.
     #[oai(skip_serializing_if_is_none)]
     pub token_type: Option<String>,
     #[oai(skip_serializing_if_is_none)]
     pub jti: Option<String>,
+    /// RFC 9449 §6.2: the key a DPoP-bound token is bound to.
+    #[oai(skip_serializing_if_is_none)]
+    pub cnf: Option<ConfirmationClaim>,
+}
+
+/// `cnf` of a DPoP-bound token.
+#[derive(Debug, Clone, Object)]
+pub struct ConfirmationClaim {
+    /// RFC 7638 thumbprint of the client's DPoP key.
+    pub jkt: String,
 }
 
 #[allow(clippy::duplicated_attributes)]
@@ -95,6 +122,9 @@ pub enum IntrospectResponse {
     /// `server_error`.
     #[oai(status = 500)]
     ServerError(Json<OAuthError>),
+    /// `temporarily_unavailable`: a dependency (the database) cannot be reached now.
+    #[oai(status = 503)]
+    ServiceUnavailable(Json<OAuthError>, #[oai(header = "Retry-After")] u64),
 }
 
 #[allow(clippy::duplicated_attributes)]
@@ -130,6 +160,9 @@ pub enum RevokeResponse {
     /// `server_error`.
     #[oai(status = 500)]
     ServerError(Json<OAuthError>),
+    /// `temporarily_unavailable`: a dependency (the database) cannot be reached now.
+    #[oai(status = 503)]
+    ServiceUnavailable(Json<OAuthError>, #[oai(header = "Retry-After")] u64),
 }
 
 /// The parts of an OAuth error answer both operations share.
@@ -137,6 +170,7 @@ enum Failure {
     BadRequest(OAuthError),
     Unauthorized(OAuthError),
     TooManyRequests(OAuthError, u64),
+    Unavailable,
     Server,
 }
 
@@ -146,6 +180,9 @@ impl From<Failure> for IntrospectResponse {
             Failure::BadRequest(e) => Self::BadRequest(Json(e)),
             Failure::Unauthorized(e) => Self::Unauthorized(Json(e), basic_challenge()),
             Failure::TooManyRequests(e, secs) => Self::TooManyRequests(Json(e), secs),
+            Failure::Unavailable => {
+                Self::ServiceUnavailable(Json(unavailable()), UNAVAILABLE_RETRY_AFTER_SECS)
+            }
             Failure::Server => Self::ServerError(Json(OAuthError::server_error())),
         }
     }
@@ -157,6 +194,9 @@ impl From<Failure> for RevokeResponse {
             Failure::BadRequest(e) => Self::BadRequest(Json(e)),
             Failure::Unauthorized(e) => Self::Unauthorized(Json(e), basic_challenge()),
             Failure::TooManyRequests(e, secs) => Self::TooManyRequests(Json(e), secs),
+            Failure::Unavailable => {
+                Self::ServiceUnavailable(Json(unavailable()), UNAVAILABLE_RETRY_AFTER_SECS)
+            }
             Failure::Server => Self::ServerError(Json(OAuthError::server_error())),
         }
     }
@@ -197,6 +237,10 @@ fn auth_failure(err: TokenError) -> Failure {
                 secs,
             )
         }
+        TokenError::Unavailable(cause) => {
+            tracing::warn!(error = cause, "token lookup: a dependency is unavailable");
+            Failure::Unavailable
+        }
         other => {
             tracing::error!(error = %other, "token lookup failed");
             Failure::Server
@@ -206,7 +250,7 @@ fn auth_failure(err: TokenError) -> Failure {
 
 pub struct LifecycleApi {
     pub service: Arc<TokenService>,
-    pub trust_forwarded_for: bool,
+    pub trusted_proxies: Arc<TrustedProxies>,
 }
 
 impl LifecycleApi {
@@ -216,7 +260,7 @@ impl LifecycleApi {
         auth: ClientAuth,
         request: &Request,
         body: TokenLookupPayload,
-    ) -> Result<(Client, TokenLookupBody), Failure> {
+    ) -> Result<(Arc<Client>, TokenLookupBody), Failure> {
         let body = match body {
             TokenLookupPayload::Form(Form(b)) | TokenLookupPayload::Json(Json(b)) => b,
         };
@@ -224,14 +268,20 @@ impl LifecycleApi {
         let body = TokenLookupBody {
             client_id: empty_to_none(body.client_id),
             client_secret: empty_to_none(body.client_secret),
+            client_assertion: empty_to_none(body.client_assertion),
+            client_assertion_type: empty_to_none(body.client_assertion_type),
             token_type_hint: empty_to_none(body.token_type_hint),
             token: body.token,
         };
         let credentials = client_credentials(
             auth,
             request,
-            body.client_id.as_deref(),
-            body.client_secret.as_deref(),
+            BodyCredentials {
+                client_id: body.client_id.as_deref(),
+                client_secret: body.client_secret.as_deref(),
+                client_assertion: body.client_assertion.as_deref(),
+                client_assertion_type: body.client_assertion_type.as_deref(),
+            },
         )
         .map_err(|e| match e {
             CredentialsError::Conflicting(why) => {
@@ -243,10 +293,7 @@ impl LifecycleApi {
         })?;
         let client = self
             .service
-            .authenticate(
-                credentials,
-                request_source(request, self.trust_forwarded_for),
-            )
+            .authenticate(credentials, request_source(request, &self.trusted_proxies))
             .await
             .map_err(auth_failure)?;
         if body.token.is_empty() {
@@ -302,6 +349,7 @@ impl LifecycleApi {
                 iat,
                 token_type,
                 jti,
+                jkt,
             }) => IntrospectResponse::Ok(Json(IntrospectionResponse {
                 active: true,
                 scope: Some(scope),
@@ -314,6 +362,7 @@ impl LifecycleApi {
                 iat: Some(iat),
                 token_type: Some(token_type.to_owned()),
                 jti,
+                cnf: jkt.map(|jkt| ConfirmationClaim { jkt }),
             })),
             Err(err) => auth_failure(err).into(),
         }
@@ -351,6 +400,13 @@ impl LifecycleApi {
                 OAuthErrorCode::UnauthorizedClient,
                 "the token was not issued to this client",
             ))),
+            Err(RevokeError::Unavailable(cause)) => {
+                tracing::warn!(error = cause, "revocation: a dependency is unavailable");
+                RevokeResponse::ServiceUnavailable(
+                    Json(unavailable()),
+                    UNAVAILABLE_RETRY_AFTER_SECS,
+                )
+            }
             Err(RevokeError::Internal(cause)) => {
                 tracing::error!(error = cause, "revocation failed");
                 RevokeResponse::ServerError(Json(OAuthError::server_error()))

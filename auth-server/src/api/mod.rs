@@ -1,26 +1,29 @@
-//! The HTTP layer (poem + poem-openapi): the only place that knows about HTTP.
+//! The HTTP layer (poem + poem-openapi): the only place that knows about HTTP. It sees the use
+//! cases (`TokenService`) and two small views of the rest (`Discovery`, `Readiness`), never a
+//! database.
 
+mod body_hint;
 mod client_auth;
 mod errors;
 mod health;
 mod lifecycle;
-mod middleware;
 mod token;
 mod wellknown;
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
+use std::time::Duration;
 
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
-use poem::middleware::CatchPanic;
 use poem::{Endpoint, EndpointExt, Route};
 use poem_openapi::{OpenApiService, Tags};
-use sea_orm::DatabaseConnection;
+use service_kit::openapi::{DocumentInfo, describe, finish, with_docs};
+use service_kit::request::{AllowedMethods, BodyLimits, RequestContext};
 
-pub use middleware::current_request_id;
+pub use health::{Readiness, ReadyReport};
+pub use token::{ParsedTokenRequest, TokenResponse, parse_token_request};
+pub use wellknown::Discovery;
 
 use crate::grants::TokenService;
-use crate::keys::KeyRing;
-use crate::storage::ClientRepository;
+use crate::net::TrustedProxies;
 
 #[derive(Tags)]
 pub enum ApiTags {
@@ -37,14 +40,15 @@ pub enum ApiTags {
 
 /// What the endpoints need.
 pub struct AppState {
-    pub db: DatabaseConnection,
-    pub clients: ClientRepository,
-    pub keys: Arc<KeyRing>,
     pub tokens: Arc<TokenService>,
+    pub discovery: Arc<dyn Discovery>,
+    pub readiness: Arc<dyn Readiness>,
+    /// The public base URL, without a trailing slash.
     pub issuer: String,
     pub jwks_max_age_secs: u32,
     pub max_body_bytes: usize,
-    pub trust_forwarded_for: bool,
+    pub trusted_proxies: Arc<TrustedProxies>,
+    pub cors_allowed_origins: Vec<String>,
 }
 
 type Apis = (
@@ -54,70 +58,66 @@ type Apis = (
     health::HealthApi,
 );
 
-fn openapi_service(apis: Apis, server: &str) -> OpenApiService<Apis, ()> {
-    OpenApiService::new(apis, "auth-server", env!("CARGO_PKG_VERSION"))
-        .description(
-            "OAuth 2.0 authorization server: RFC 9068 JWT access tokens for the client-credentials \
-             and password grants, refresh tokens with rotation, introspection (RFC 7662), \
-             revocation (RFC 7009), published keys (JWKS) and RFC 8414 metadata.",
-        )
-        .server(server)
-}
-
-/// The process-wide Prometheus recorder (installed once, shared by every app in the process).
-pub fn metrics_handle() -> PrometheusHandle {
-    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
-    HANDLE
-        .get_or_init(|| {
-            let recorder = PrometheusBuilder::new().build_recorder();
-            let handle = recorder.handle();
-            // Fails only if another recorder is installed; then our handle renders nothing.
-            let _ = metrics::set_global_recorder(recorder);
-            handle
-        })
-        .clone()
+fn info(server: &str) -> DocumentInfo<'_> {
+    DocumentInfo {
+        title: "auth-server",
+        version: env!("CARGO_PKG_VERSION"),
+        description: "OAuth 2.0 authorization server: RFC 9068 JWT access tokens for the \
+                      client-credentials and password grants, refresh tokens with rotation, \
+                      introspection (RFC 7662), revocation (RFC 7009), published keys (JWKS) \
+                      and RFC 8414 metadata.",
+        server,
+        license: "MIT OR Apache-2.0",
+        license_url: "https://spdx.org/licenses/MIT.html",
+    }
 }
 
 fn apis(state: &AppState) -> Apis {
     (
-        token::TokenApi {
-            service: state.tokens.clone(),
-            trust_forwarded_for: state.trust_forwarded_for,
-        },
+        token::TokenApi::new(state.tokens.clone(), state.trusted_proxies.clone()),
         lifecycle::LifecycleApi {
             service: state.tokens.clone(),
-            trust_forwarded_for: state.trust_forwarded_for,
+            trusted_proxies: state.trusted_proxies.clone(),
         },
         wellknown::WellKnownApi {
-            keys: state.keys.clone(),
-            clients: state.clients.clone(),
+            discovery: state.discovery.clone(),
             issuer: state.issuer.clone(),
             jwks_max_age_secs: state.jwks_max_age_secs,
         },
         health::HealthApi {
-            db: state.db.clone(),
-            keys: state.keys.clone(),
-            metrics: metrics_handle(),
+            readiness: state.readiness.clone(),
         },
     )
 }
 
 /// The whole HTTP application.
 pub fn app(state: &AppState) -> impl Endpoint<Output = poem::Response> + use<> {
-    let service = openapi_service(apis(state), &state.issuer);
-    let ui = service.swagger_ui();
-    let spec = service.spec_endpoint();
-    Route::new()
+    let info = info(&state.issuer);
+    let service = describe(
+        OpenApiService::new(apis(state), info.title, info.version),
+        &info,
+    );
+    let spec = finish(&service.spec());
+    let allowed = AllowedMethods::of_openapi::<Apis>()
+        .with("/docs", vec![poem::http::Method::GET])
+        .with("/openapi.json", vec![poem::http::Method::GET]);
+    let limits = BodyLimits {
+        max_bytes: state.max_body_bytes,
+        deadline: Duration::from_secs(10),
+        read_first: true,
+    };
+    with_docs(Route::new(), &service, &spec)
         .nest("/", service)
-        .nest("/docs", ui)
-        .at("/openapi.json", spec)
-        .with(CatchPanic::new())
-        .with(middleware::RequestContext {
-            max_body_bytes: state.max_body_bytes,
-        })
+        .with_if(
+            !state.cors_allowed_origins.is_empty(),
+            service_kit::request::cors(&state.cors_allowed_origins),
+        )
+        .with(body_hint::JsonSentAsForm)
+        .with(RequestContext::new(errors::ErrorShapes, limits, allowed))
 }
 
-/// The OpenAPI document as JSON (what `auth-server openapi` prints).
-pub fn openapi_json(state: &AppState) -> String {
-    openapi_service(apis(state), &state.issuer).spec()
+/// The OpenAPI document as JSON (what `auth-server openapi` prints): from the code alone, no
+/// database, no keys.
+pub fn openapi_json(issuer: &str) -> String {
+    service_kit::openapi::document::<Apis>(&info(issuer))
 }

@@ -6,10 +6,19 @@ use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 use serde::Deserialize;
 
+use token_verifier::dpop::PROOF_ALGORITHMS;
+
 use super::ApiTags;
 use super::errors::Problem;
-use crate::keys::KeyRing;
-use crate::storage::ClientRepository;
+use crate::grants::ASSERTION_ALGORITHMS;
+
+/// What discovery publishes, kept in memory by the rest of the server.
+pub trait Discovery: Send + Sync {
+    /// The published key set, as JSON text.
+    fn jwks(&self) -> Arc<String>;
+    /// Every scope some client may be granted.
+    fn scopes_supported(&self) -> Arc<Vec<String>>;
+}
 
 /// A public JSON Web Key (RFC 7517); which members appear depends on `kty`.
 #[derive(Debug, Clone, Object, Deserialize)]
@@ -53,6 +62,10 @@ pub struct ServerMetadata {
     pub token_endpoint_auth_methods_supported: Vec<String>,
     pub introspection_endpoint_auth_methods_supported: Vec<String>,
     pub revocation_endpoint_auth_methods_supported: Vec<String>,
+    /// Algorithms a `private_key_jwt` or federated client assertion may be signed with.
+    pub token_endpoint_auth_signing_alg_values_supported: Vec<String>,
+    /// RFC 9449 §5.1: algorithms a DPoP proof may be signed with.
+    pub dpop_signing_alg_values_supported: Vec<String>,
     /// Every scope some client may be granted.
     pub scopes_supported: Vec<String>,
     /// Empty: this server has no authorization endpoint.
@@ -61,7 +74,11 @@ pub struct ServerMetadata {
 }
 
 fn auth_methods() -> Vec<String> {
-    vec!["client_secret_basic".into(), "client_secret_post".into()]
+    vec![
+        "client_secret_basic".into(),
+        "client_secret_post".into(),
+        "private_key_jwt".into(),
+    ]
 }
 
 #[derive(ApiResponse)]
@@ -82,36 +99,16 @@ pub enum MetadataResponse {
         Json<Box<ServerMetadata>>,
         #[oai(header = "Cache-Control")] String,
     ),
-    /// The client table could not be read.
-    #[oai(status = 500, content_type = "application/problem+json")]
-    ServerError(Json<Problem>),
 }
 
 pub struct WellKnownApi {
-    pub keys: Arc<KeyRing>,
-    pub clients: ClientRepository,
+    pub discovery: Arc<dyn Discovery>,
     pub issuer: String,
     pub jwks_max_age_secs: u32,
 }
 
 impl WellKnownApi {
-    async fn metadata(&self) -> MetadataResponse {
-        let clients = match self.clients.list().await {
-            Ok(clients) => clients,
-            Err(err) => {
-                tracing::error!(error = %err, "cannot list clients for the metadata");
-                return MetadataResponse::ServerError(Json(Problem::new(
-                    500,
-                    "Internal Server Error",
-                    Some("internal server error".into()),
-                )));
-            }
-        };
-        let scopes = clients
-            .iter()
-            .fold(crate::domain::ScopeSet::default(), |all, c| {
-                all.union(&c.scopes)
-            });
+    fn metadata(&self) -> MetadataResponse {
         let issuer = &self.issuer;
         MetadataResponse::Ok(
             Json(Box::new(ServerMetadata {
@@ -128,7 +125,15 @@ impl WellKnownApi {
                 token_endpoint_auth_methods_supported: auth_methods(),
                 introspection_endpoint_auth_methods_supported: auth_methods(),
                 revocation_endpoint_auth_methods_supported: auth_methods(),
-                scopes_supported: scopes.iter().map(|s| s.as_str().to_owned()).collect(),
+                token_endpoint_auth_signing_alg_values_supported: ASSERTION_ALGORITHMS
+                    .iter()
+                    .map(|a| a.name().to_owned())
+                    .collect(),
+                dpop_signing_alg_values_supported: PROOF_ALGORITHMS
+                    .iter()
+                    .map(|a| a.name().to_owned())
+                    .collect(),
+                scopes_supported: self.discovery.scopes_supported().as_ref().clone(),
                 response_types_supported: Vec::new(),
                 service_documentation: format!("{issuer}/docs"),
             })),
@@ -154,18 +159,14 @@ impl WellKnownApi {
         operation_id = "getJwks"
     )]
     async fn jwks(&self) -> JwksResponse {
-        match serde_json::from_str::<JsonWebKeySet>(&self.keys.jwks()) {
+        match serde_json::from_str::<JsonWebKeySet>(&self.discovery.jwks()) {
             Ok(set) => JwksResponse::Ok(
                 Json(set),
                 format!("public, max-age={}", self.jwks_max_age_secs),
             ),
             Err(err) => {
                 tracing::error!(error = %err, "stored public keys do not parse");
-                JwksResponse::ServerError(Json(Problem::new(
-                    500,
-                    "Internal Server Error",
-                    Some("internal server error".into()),
-                )))
+                JwksResponse::ServerError(Json(Problem::internal()))
             }
         }
     }
@@ -178,7 +179,7 @@ impl WellKnownApi {
         operation_id = "getServerMetadata"
     )]
     async fn oauth_metadata(&self) -> MetadataResponse {
-        self.metadata().await
+        self.metadata()
     }
 
     /// The same metadata, where OpenID Connect discovery looks for it.
@@ -189,6 +190,6 @@ impl WellKnownApi {
         operation_id = "getOpenidConfiguration"
     )]
     async fn openid_configuration(&self) -> MetadataResponse {
-        self.metadata().await
+        self.metadata()
     }
 }

@@ -76,6 +76,24 @@ impl KeyEncryptionKey {
         bytes.try_into().ok().map(Self)
     }
 
+    /// A key file's contents: base64 text of 32 bytes (what `key_encryption_key_file` takes),
+    /// or the 32 raw bytes that development key files held before.
+    pub fn from_file_contents(contents: &[u8]) -> Option<Self> {
+        if let Ok(text) = std::str::from_utf8(contents) {
+            use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+            let text = text.trim();
+            if let Some(key) = STANDARD
+                .decode(text)
+                .or_else(|_| URL_SAFE_NO_PAD.decode(text))
+                .ok()
+                .and_then(|bytes| Self::from_bytes(&bytes))
+            {
+                return Some(key);
+            }
+        }
+        Self::from_bytes(contents)
+    }
+
     pub fn generate() -> Self {
         Self(rand::random())
     }
@@ -85,13 +103,103 @@ impl KeyEncryptionKey {
     }
 }
 
-/// A freshly generated key, ready to store: the sealed private JWK and the public JWK.
+/// A freshly generated key, ready to store: the sealed private JWK, the public JWK and the
+/// row's authentication tag (see [`KeyRowAuthenticator`]).
 #[derive(Debug, Clone)]
 pub struct KeyMaterial {
     pub kid: String,
     pub alg: SigningAlgorithm,
     pub sealed_private_key: String,
     pub public_jwk: String,
+    pub mac: String,
+}
+
+/// Authenticates what a signing-key row says about a key (kid, algorithm, sealed private part,
+/// public part) under a key derived from the key-encryption key: someone who can write the
+/// database but lacks the key-encryption key cannot add a key the server would publish.
+#[derive(Clone)]
+pub struct KeyRowAuthenticator([u8; 32]);
+
+impl fmt::Debug for KeyRowAuthenticator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("KeyRowAuthenticator(..)")
+    }
+}
+
+type HmacSha256 = hmac::Hmac<Sha256>;
+
+impl KeyRowAuthenticator {
+    /// HMAC-SHA256 keyed by the key-encryption key over a fixed label: a separate key for one
+    /// purpose, never the key-encryption key itself.
+    pub fn from_kek(kek: &KeyEncryptionKey) -> Self {
+        use hmac::Mac as _;
+        let mut derive = <HmacSha256 as hmac::Mac>::new_from_slice(kek.as_bytes())
+            .expect("HMAC takes a key of any length");
+        derive.update(b"auth-server signing-key row authentication v1");
+        Self(derive.finalize().into_bytes().into())
+    }
+
+    fn tag(&self, kid: &str, alg: SigningAlgorithm, sealed: &str, public_jwk: &str) -> HmacSha256 {
+        use hmac::Mac as _;
+        let mut mac = <HmacSha256 as hmac::Mac>::new_from_slice(&self.0)
+            .expect("HMAC takes a key of any length");
+        // Each field length-prefixed, so no two rows authenticate the same bytes.
+        for field in [kid, alg.as_str(), sealed, public_jwk] {
+            mac.update(&(field.len() as u64).to_be_bytes());
+            mac.update(field.as_bytes());
+        }
+        mac
+    }
+
+    /// The tag to store with the row (base64url).
+    pub fn mac(&self, kid: &str, alg: SigningAlgorithm, sealed: &str, public_jwk: &str) -> String {
+        use hmac::Mac as _;
+        URL_SAFE_NO_PAD.encode(
+            self.tag(kid, alg, sealed, public_jwk)
+                .finalize()
+                .into_bytes(),
+        )
+    }
+
+    /// True if `mac` is this row's tag (compared in constant time).
+    pub fn verify(
+        &self,
+        kid: &str,
+        alg: SigningAlgorithm,
+        sealed: &str,
+        public_jwk: &str,
+        mac: &str,
+    ) -> bool {
+        use hmac::Mac as _;
+        let Ok(tag) = URL_SAFE_NO_PAD.decode(mac) else {
+            return false;
+        };
+        self.tag(kid, alg, sealed, public_jwk)
+            .verify_slice(&tag)
+            .is_ok()
+    }
+}
+
+/// True if `sealed` opens under `kek` (which authenticates it and its kid) and `public_jwk` is
+/// its public part: how a row stored before rows were authenticated is checked once.
+pub fn key_pair_matches(
+    kid: &str,
+    alg: SigningAlgorithm,
+    sealed: &str,
+    public_jwk: &str,
+    kek: &KeyEncryptionKey,
+) -> bool {
+    let (Ok(private), Ok(public)) = (
+        UnsealedKey::open(kid, alg, sealed, kek),
+        PublicKey::open(kid, alg, public_jwk),
+    ) else {
+        return false;
+    };
+    let probe = b"auth-server key pair probe";
+    private
+        .signer
+        .sign(probe)
+        .is_ok_and(|signature| public.verifier.verify(probe, &signature).is_ok())
 }
 
 impl KeyMaterial {
@@ -116,11 +224,15 @@ impl KeyMaterial {
             jwk.set_key_use("sig");
         }
         let sealed_private_key = seal(&private, &kid, kek)?;
+        let public_jwk = public.to_string();
+        let mac =
+            KeyRowAuthenticator::from_kek(kek).mac(&kid, alg, &sealed_private_key, &public_jwk);
         Ok(Self {
             kid,
             alg,
             sealed_private_key,
-            public_jwk: public.to_string(),
+            public_jwk,
+            mac,
         })
     }
 }
@@ -267,9 +379,14 @@ pub fn verify_compact<'a>(
     (header.token_type() == Some("at+jwt")).then_some(payload)
 }
 
-/// What issues tokens: implemented by the key ring; tests may sign with a single key.
+/// The one way tokens are signed (and this server's own tokens read back, for introspection
+/// and revocation): implemented by the key ring.
 pub trait TokenSigner: Send + Sync {
+    /// Signs claims with the active key.
     fn sign(&self, claims: &AccessTokenClaims) -> Result<String, KeyError>;
+    /// The claims of an access token signed with a key still published, if the signature
+    /// holds. Expiry, issuer and revocation are the caller's to check.
+    fn verify(&self, token: &str) -> Option<AccessTokenClaims>;
 }
 
 #[cfg(test)]
@@ -287,6 +404,7 @@ mod tests {
             nbf: 1,
             exp: 2,
             jti: "j".into(),
+            cnf: None,
         }
     }
 

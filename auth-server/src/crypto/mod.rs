@@ -4,7 +4,10 @@ mod material;
 mod secret;
 
 pub use material::{
-    KeyEncryptionKey, KeyError, KeyMaterial, PublicKey, SigningAlgorithm, TokenSigner, UnsealedKey,
-    verify_compact,
+    KeyEncryptionKey, KeyError, KeyMaterial, KeyRowAuthenticator, PublicKey, SigningAlgorithm,
+    TokenSigner, UnsealedKey, key_pair_matches, verify_compact,
 };
-pub use secret::{SecretError, SecretVerifier, generate_secret, hash_secret, is_argon2id_hash};
+pub use secret::{
+    SecretError, SecretVerifier, generate_secret, hash_matches, hash_secret, is_argon2id_hash,
+    needs_rehash,
+};

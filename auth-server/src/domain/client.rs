@@ -99,12 +99,50 @@ impl fmt::Display for GrantType {
     }
 }
 
+/// How a client proves who it is at the token endpoint: one method per client.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum ClientAuthentication {
+    /// `client_secret_basic` or `client_secret_post`: the secret's hash is `secret_hash`.
+    #[default]
+    Secret,
+    /// `private_key_jwt` (RFC 7523 §2.2): an assertion signed by one of its keys.
+    PrivateKeyJwt(ClientKeys),
+    /// Workload identity federation: an assertion by a trusted external issuer (a Kubernetes
+    /// cluster's service-account token) about this one subject.
+    Federated { issuer: String, subject: String },
+}
+
+impl ClientAuthentication {
+    /// The name stored, listed and advertised (`token_endpoint_auth_method` style).
+    pub fn method_name(&self) -> &'static str {
+        match self {
+            ClientAuthentication::Secret => "client_secret",
+            ClientAuthentication::PrivateKeyJwt(_) => "private_key_jwt",
+            ClientAuthentication::Federated { .. } => "federated",
+        }
+    }
+}
+
+/// Where a `private_key_jwt` client's public keys are.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum ClientKeys {
+    /// A JWKS document, registered with the client.
+    Jwks(String),
+    /// Fetched from the client's `jwks_uri` (and cached).
+    JwksUri(String),
+}
+
 /// A registered client as the token endpoint sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Client {
     pub id: ClientId,
-    /// argon2id PHC string; the secret itself is never stored.
+    /// argon2id PHC string; the secret itself is never stored. Empty for clients that
+    /// authenticate without a secret.
     pub secret_hash: String,
+    /// How it authenticates.
+    pub authentication: ClientAuthentication,
+    /// Its access tokens must be DPoP-bound (RFC 9449 `dpop_bound_access_tokens`).
+    pub dpop_bound: bool,
     pub scopes: ScopeSet,
     /// The first one is the default audience.
     pub audiences: Vec<Audience>,
@@ -121,7 +159,10 @@ impl Client {
 #[derive(Debug, Clone)]
 pub struct NewClient {
     pub id: ClientId,
+    /// Empty unless `authentication` is `Secret`.
     pub secret_hash: String,
+    pub authentication: ClientAuthentication,
+    pub dpop_bound: bool,
     pub scopes: ScopeSet,
     pub audiences: Vec<Audience>,
     pub grant_types: BTreeSet<GrantType>,

@@ -5,7 +5,9 @@ mod scope;
 mod token;
 mod user;
 
-pub use client::{Audience, Client, ClientId, GrantType, InvalidName, NewClient};
+pub use client::{
+    Audience, Client, ClientAuthentication, ClientId, ClientKeys, GrantType, InvalidName, NewClient,
+};
 pub use scope::{InvalidScope, Scope, ScopeSet};
-pub use token::{AccessTokenClaims, TokenRequestTarget, choose_audience};
+pub use token::{AccessTokenClaims, Confirmation, TokenRequestTarget, choose_audience};
 pub use user::{User, Username};

@@ -17,6 +17,15 @@ pub struct AccessTokenClaims {
     pub nbf: i64,
     pub exp: i64,
     pub jti: String,
+    /// RFC 9449 §6.1: the thumbprint of the client's DPoP key, for a DPoP-bound token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cnf: Option<Confirmation>,
+}
+
+/// The `cnf` claim of a DPoP-bound token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Confirmation {
+    pub jkt: String,
 }
 
 impl AccessTokenClaims {
@@ -42,6 +51,7 @@ impl AccessTokenClaims {
             nbf: now,
             exp: now + ttl_secs,
             jti,
+            cnf: None,
         }
     }
 }
@@ -84,6 +94,8 @@ mod tests {
         Client {
             id: ClientId::parse("c").unwrap(),
             secret_hash: String::new(),
+            authentication: Default::default(),
+            dpop_bound: false,
             scopes: ScopeSet::parse("a b").unwrap(),
             audiences: audiences
                 .iter()

@@ -1,15 +1,15 @@
 //! The client credentials grant (RFC 6749 §4.4): the client is the subject. No refresh token
 //! (RFC 6749 §4.4.3): the client can always ask again.
 
-use super::{IssuedToken, TokenError, TokenParameters, TokenService, granted_scope};
+use super::{IssuedToken, Minter, TokenError, TokenParameters, granted_scope};
 use crate::domain::{Client, choose_audience};
 
 pub(super) fn issue(
-    service: &TokenService,
+    minter: &Minter,
     client: &Client,
     params: &TokenParameters,
 ) -> Result<IssuedToken, TokenError> {
     let scope = granted_scope(params.scope.as_deref(), &client.scopes)?;
     let audience = choose_audience(client, &params.target).ok_or(TokenError::InvalidTarget)?;
-    service.sign(client.id.as_str(), client, &audience, scope)
+    minter.mint(client.id.as_str(), client, &audience, scope)
 }

@@ -3,12 +3,17 @@
 //! registered as a client with that audience); a refresh token only to its own client. Anyone
 //! else learns `active: false`.
 
-use super::{TokenError, TokenService, refresh_token_hash};
-use crate::domain::{Client, Username};
-use crate::keys::now_secs;
+use std::sync::Arc;
+
+use super::{TokenError, refresh_token_hash};
+use crate::clock::now_secs;
+use crate::crypto::TokenSigner;
+use crate::domain::{AccessTokenClaims, Client, Username};
+use crate::stores::{TokenStore, UserStore};
 
 /// What introspection says about a token; `Inactive` for anything not live.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(clippy::large_enum_variant)] // made once per request and matched at once
 pub enum Introspection {
     Inactive,
     Active {
@@ -20,14 +25,23 @@ pub enum Introspection {
         iss: String,
         exp: i64,
         iat: i64,
-        /// `Bearer` for access tokens, `refresh_token` for refresh tokens.
+        /// `Bearer` or `DPoP` (bound) for access tokens, `refresh_token` for refresh tokens.
         token_type: &'static str,
         jti: Option<String>,
+        /// The DPoP key thumbprint a bound access token is bound to (`cnf.jkt`).
+        jkt: Option<String>,
     },
 }
 
-impl TokenService {
-    pub async fn introspect(
+pub(super) struct TokenLookup {
+    pub signer: Arc<dyn TokenSigner>,
+    pub tokens: Arc<dyn TokenStore>,
+    pub users: Arc<dyn UserStore>,
+    pub issuer: String,
+}
+
+impl TokenLookup {
+    pub(super) async fn introspect(
         &self,
         caller: &Client,
         token: &str,
@@ -51,8 +65,13 @@ impl TokenService {
                 iss: claims.iss,
                 exp: claims.exp,
                 iat: claims.iat,
-                token_type: "Bearer",
+                token_type: if claims.cnf.is_some() {
+                    "DPoP"
+                } else {
+                    "Bearer"
+                },
                 jti: Some(claims.jti),
+                jkt: claims.cnf.map(|cnf| cnf.jkt),
             });
         }
         if !refresh_first && let Some(found) = self.introspect_refresh(caller, token).await? {
@@ -61,17 +80,29 @@ impl TokenService {
         Ok(Introspection::Inactive)
     }
 
+    /// An access token this server issued, still within its lifetime and not revoked.
+    async fn live_access_token(
+        &self,
+        token: &str,
+    ) -> Result<Option<AccessTokenClaims>, TokenError> {
+        let Some(claims) = self.signer.verify(token) else {
+            return Ok(None);
+        };
+        if claims.iss != self.issuer || claims.exp <= now_secs() {
+            return Ok(None);
+        }
+        if self.tokens.is_access_revoked(&claims.jti).await? {
+            return Ok(None);
+        }
+        Ok(Some(claims))
+    }
+
     async fn introspect_refresh(
         &self,
         caller: &Client,
         token: &str,
     ) -> Result<Option<Introspection>, TokenError> {
-        let Some(record) = self
-            .tokens
-            .find_refresh(&refresh_token_hash(token))
-            .await
-            .map_err(TokenError::internal)?
-        else {
+        let Some(record) = self.tokens.find_refresh(&refresh_token_hash(token)).await? else {
             return Ok(None);
         };
         let live = record.client_id == caller.id.as_str()
@@ -82,12 +113,7 @@ impl TokenService {
             return Ok(Some(Introspection::Inactive));
         }
         let user_active = match Username::parse(&record.username) {
-            Ok(name) => self
-                .users
-                .find(&name)
-                .await
-                .map_err(TokenError::internal)?
-                .is_some_and(|u| u.active),
+            Ok(name) => self.users.find(&name).await?.is_some_and(|u| u.active),
             Err(_) => false,
         };
         if !user_active {
@@ -104,6 +130,7 @@ impl TokenService {
             iat: record.created_at,
             token_type: "refresh_token",
             jti: None,
+            jkt: None,
         }))
     }
 }

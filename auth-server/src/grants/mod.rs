@@ -1,11 +1,17 @@
 //! Token issuance and the token lifecycle: client authentication (throttled), one module per
-//! grant type, introspection and revocation. No web types here; `api::token` maps the errors
-//! to the RFC 6749 §5.2 wire shape.
+//! grant type, introspection and revocation. Each part owns its inputs and depends on the small
+//! traits of `crate::stores` and on `TokenSigner`; no web types here (`api::token` maps the
+//! errors to the RFC 6749 §5.2 wire shape).
 
+mod assertion;
+mod authenticate;
 mod client_credentials;
+mod dpop;
 mod introspection;
+mod mint;
 mod password;
 mod refresh_token;
+mod rehash;
 mod revocation;
 
 use std::net::IpAddr;
@@ -15,15 +21,18 @@ use std::time::Duration;
 use base64::Engine as _;
 use sha2::{Digest, Sha256};
 
+pub use assertion::{
+    ASSERTION_ALGORITHMS, AssertionVerifier, JWT_BEARER, KeySource, TrustedIssuer,
+};
+pub use authenticate::ClientAuthenticator;
+pub use dpop::DpopGate;
 pub use introspection::Introspection;
+pub use mint::Minter;
 pub use revocation::RevokeError;
 
 use crate::crypto::{SecretVerifier, TokenSigner};
-use crate::domain::{
-    AccessTokenClaims, Audience, Client, ClientId, GrantType, ScopeSet, TokenRequestTarget,
-};
-use crate::keys::{KeyRing, now_secs};
-use crate::storage::{ClientRepository, TokenRepository, UserRepository};
+use crate::domain::{Client, GrantType, ScopeSet, TokenRequestTarget};
+use crate::stores::{ClientStore, StoreError, TokenStore, UserStore};
 use crate::throttle::{Throttle, ThrottleKey};
 
 /// How the client presented its credentials (RFC 6749 §2.3.1).
@@ -33,6 +42,30 @@ pub enum AuthMethod {
     Basic,
     /// In the request body (`client_secret_post`, form or JSON).
     Post,
+    /// A signed JWT (`private_key_jwt`, or a federated workload identity).
+    Assertion,
+}
+
+/// The client authentication a request carries: a secret, or a signed assertion.
+#[derive(Debug)]
+pub enum Credentials {
+    Secret(ClientCredentials),
+    Assertion(ClientAssertion),
+}
+
+/// `client_assertion` (RFC 7521 §4.2), with the request's `client_id` if it sent one; never
+/// logged.
+pub struct ClientAssertion {
+    pub client_id: Option<String>,
+    pub assertion: String,
+}
+
+impl std::fmt::Debug for ClientAssertion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientAssertion")
+            .field("client_id", &self.client_id)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Client credentials as received; never logged.
@@ -61,14 +94,22 @@ pub struct TokenParameters {
     pub username: Option<String>,
     pub password: Option<String>,
     pub refresh_token: Option<String>,
+    /// The request's one `DPoP` header (RFC 9449), if it sent one.
+    pub dpop_proof: Option<String>,
 }
 
 #[derive(Debug, Clone)]
 pub struct IssuedToken {
     pub access_token: String,
+    /// The `jti` of the access token.
+    pub jti: String,
     pub expires_in: u32,
+    /// When the access token expires, in seconds since the epoch.
+    pub expires_at: i64,
     pub scope: ScopeSet,
     pub refresh_token: Option<String>,
+    /// Bound to a DPoP key (`cnf.jkt`): its `token_type` is `DPoP`.
+    pub dpop_bound: bool,
 }
 
 /// Every way a token request can fail, in RFC 6749 §5.2 terms.
@@ -88,9 +129,18 @@ pub enum TokenError {
     InvalidScope(String),
     #[error("invalid_target")]
     InvalidTarget,
+    /// RFC 9449 §5: a DPoP proof missing (for a client that must send one) or refused.
+    #[error("invalid_dpop_proof: {0}")]
+    InvalidDpopProof(String),
+    /// RFC 9449 §8: the proof must carry this server nonce.
+    #[error("use_dpop_nonce")]
+    UseDpopNonce { nonce: String },
     /// Too many recent failures for this client, user or address.
     #[error("throttled")]
     Throttled { retry_after: Duration },
+    /// A dependency (the database) cannot be reached now; the cause is logged, never sent.
+    #[error("temporarily_unavailable: {0}")]
+    Unavailable(String),
     /// Storage, hashing or signing failed; the cause is logged, never sent.
     #[error("server_error: {0}")]
     Internal(String),
@@ -99,6 +149,15 @@ pub enum TokenError {
 impl TokenError {
     fn internal(err: impl std::fmt::Display) -> Self {
         Self::Internal(err.to_string())
+    }
+}
+
+impl From<StoreError> for TokenError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::Unavailable(cause) => Self::Unavailable(cause),
+            other => Self::internal(other),
+        }
     }
 }
 
@@ -114,38 +173,132 @@ impl RequestSource {
     }
 
     /// The throttle keys of a failure by `identity` (a validated name) from this source: the
-    /// identity from this address, and the address.
+    /// identity from this address, the identity from anywhere, and the address.
     fn keys(&self, identity: Option<ThrottleKey>) -> Vec<ThrottleKey> {
+        let name = match &identity {
+            Some(ThrottleKey::Client(name, _)) => Some(ThrottleKey::ClientName(name.clone())),
+            Some(ThrottleKey::User(name, _)) => Some(ThrottleKey::UserName(name.clone())),
+            _ => None,
+        };
         identity
             .into_iter()
+            .chain(name)
             .chain(self.bucket().map(ThrottleKey::Address))
             .collect()
     }
 }
 
+/// How long what the server issues lives.
+#[derive(Debug, Clone)]
+pub struct TokenPolicy {
+    /// `iss` of every token.
+    pub issuer: String,
+    pub access_ttl_secs: u32,
+    pub refresh_ttl_secs: u32,
+    /// A chain of refreshes from one login ends this long after the login.
+    pub refresh_chain_max_secs: u32,
+}
+
+/// What the token service is built from.
+pub struct TokenDependencies {
+    pub clients: Arc<dyn ClientStore>,
+    pub users: Arc<dyn UserStore>,
+    pub tokens: Arc<dyn TokenStore>,
+    pub signer: Arc<dyn TokenSigner>,
+    pub secrets: Arc<SecretVerifier>,
+    pub throttle: Arc<Throttle>,
+    pub assertions: Arc<AssertionVerifier>,
+    pub dpop: Arc<DpopGate>,
+}
+
+/// The token endpoint's use cases, and introspection and revocation.
 pub struct TokenService {
-    pub(crate) clients: ClientRepository,
-    pub(crate) users: UserRepository,
-    pub(crate) tokens: TokenRepository,
-    pub(crate) secrets: Arc<SecretVerifier>,
-    pub(crate) keys: Arc<KeyRing>,
-    pub(crate) signer: Arc<dyn TokenSigner>,
-    pub(crate) throttle: Arc<Throttle>,
-    pub(crate) issuer: String,
-    pub(crate) ttl_secs: u32,
-    pub(crate) refresh_ttl_secs: u32,
-    pub(crate) refresh_chain_max_secs: u32,
+    authenticator: ClientAuthenticator,
+    dpop: Arc<DpopGate>,
+    minter: Minter,
+    password: password::PasswordGrant,
+    refresh: refresh_token::RefreshGrant,
+    lookup: introspection::TokenLookup,
+    revoker: revocation::Revoker,
 }
 
 impl TokenService {
+    pub fn new(deps: TokenDependencies, policy: TokenPolicy) -> Self {
+        let minter = Minter::new(
+            deps.signer.clone(),
+            policy.issuer.clone(),
+            policy.access_ttl_secs,
+        );
+        let refresh_policy = refresh_token::RefreshPolicy {
+            ttl_secs: policy.refresh_ttl_secs,
+            chain_max_secs: policy.refresh_chain_max_secs,
+        };
+        let lookup = introspection::TokenLookup {
+            signer: deps.signer.clone(),
+            tokens: deps.tokens.clone(),
+            users: deps.users.clone(),
+            issuer: policy.issuer.clone(),
+        };
+        Self {
+            authenticator: ClientAuthenticator::new(
+                deps.clients,
+                deps.secrets.clone(),
+                deps.throttle.clone(),
+                deps.assertions,
+            ),
+            dpop: deps.dpop,
+            password: password::PasswordGrant {
+                users: deps.users.clone(),
+                tokens: deps.tokens.clone(),
+                secrets: deps.secrets,
+                throttle: deps.throttle,
+                refresh: refresh_policy.clone(),
+            },
+            refresh: refresh_token::RefreshGrant {
+                users: deps.users,
+                tokens: deps.tokens.clone(),
+                policy: refresh_policy,
+            },
+            revoker: revocation::Revoker {
+                signer: deps.signer,
+                tokens: deps.tokens,
+                issuer: policy.issuer,
+            },
+            lookup,
+            minter,
+        }
+    }
+
     /// Handles one token request.
     pub async fn issue(
         &self,
-        credentials: Option<ClientCredentials>,
+        credentials: Option<Credentials>,
         params: TokenParameters,
         source: RequestSource,
     ) -> Result<IssuedToken, TokenError> {
-        let client = self.authenticate(credentials, source).await?;
+        let client = self.authenticator.authenticate(credentials, source).await?;
+        let binding = self
+            .dpop
+            .check(
+                params.dpop_proof.as_deref(),
+                client.dpop_bound,
+                crate::clock::now_secs(),
+            )
+            .await
+            .map_err(|err| match err {
+                dpop::DpopError::Invalid(why) => TokenError::InvalidDpopProof(why.to_string()),
+                dpop::DpopError::Required => TokenError::InvalidDpopProof(err.to_string()),
+                dpop::DpopError::UseNonce(nonce) => TokenError::UseDpopNonce { nonce },
+                dpop::DpopError::Store(err) => err.into(),
+            })?;
+        let bound_minter;
+        let minter = match binding {
+            Some(jkt) => {
+                bound_minter = self.minter.bound_to(jkt);
+                &bound_minter
+            }
+            None => &self.minter,
+        };
         let grant = match params.grant_type.as_str() {
             "client_credentials" => GrantType::ClientCredentials,
             "password" => GrantType::Password,
@@ -153,110 +306,48 @@ impl TokenService {
             _ => return Err(TokenError::UnsupportedGrantType),
         };
         if !client.may_use(grant) {
+            if grant == GrantType::RefreshToken {
+                self.refresh.revoke_unauthorized(&client, &params).await?;
+            }
             return Err(TokenError::UnauthorizedClient(grant));
         }
         match grant {
-            GrantType::ClientCredentials => client_credentials::issue(self, &client, &params),
-            GrantType::Password => password::issue(self, &client, &params, source).await,
-            GrantType::RefreshToken => refresh_token::issue(self, &client, &params).await,
+            GrantType::ClientCredentials => client_credentials::issue(minter, &client, &params),
+            GrantType::Password => self.password.issue(minter, &client, &params, source).await,
+            GrantType::RefreshToken => self.refresh.issue(minter, &client, &params).await,
         }
     }
 
-    /// Authenticates a client, throttling failures per client id and source address. An
-    /// unknown client costs the same work as a wrong secret: no timing oracle on client ids.
+    /// A fresh DPoP nonce, when the server requires them.
+    pub fn dpop_nonce(&self) -> Option<String> {
+        self.dpop.current_nonce(crate::clock::now_secs())
+    }
+
+    /// Authenticates the calling client of introspection or revocation.
     pub async fn authenticate(
         &self,
-        credentials: Option<ClientCredentials>,
+        credentials: Option<Credentials>,
         source: RequestSource,
-    ) -> Result<Client, TokenError> {
-        let credentials = credentials.ok_or(TokenError::InvalidClient { method: None })?;
-        let id = ClientId::parse(&credentials.client_id).ok();
-        let keys = source.keys(
-            id.as_ref()
-                .map(|id| ThrottleKey::Client(id.as_str().to_owned(), source.bucket())),
-        );
-        self.throttle
-            .check(&keys)
-            .map_err(|retry_after| TokenError::Throttled { retry_after })?;
-        let client = match &id {
-            Some(id) => self.clients.find(id).await.map_err(TokenError::internal)?,
-            None => None,
-        };
-        let verified = self
-            .secrets
-            .verify(
-                client.as_ref().map(|c| c.secret_hash.as_str()),
-                &credentials.client_secret,
-            )
-            .await
-            .map_err(TokenError::internal)?;
-        match client {
-            Some(client) if verified => {
-                if let Some(key) = keys.iter().find(|k| matches!(k, ThrottleKey::Client(..))) {
-                    self.throttle.record_success(key);
-                }
-                Ok(client)
-            }
-            _ => {
-                self.throttle.record_failure(&keys);
-                // Only a well-formed id is logged: the raw value is attacker-controlled.
-                tracing::debug!(
-                    client_id = id.as_ref().map(ClientId::as_str),
-                    "client authentication failed"
-                );
-                Err(TokenError::InvalidClient {
-                    method: Some(credentials.method),
-                })
-            }
-        }
+    ) -> Result<Arc<Client>, TokenError> {
+        self.authenticator.authenticate(credentials, source).await
     }
 
-    fn sign(
+    pub async fn introspect(
         &self,
-        subject: &str,
-        client: &Client,
-        audience: &Audience,
-        scope: ScopeSet,
-    ) -> Result<IssuedToken, TokenError> {
-        let claims = AccessTokenClaims::new(
-            &self.issuer,
-            subject,
-            audience,
-            &client.id,
-            &scope,
-            now_secs(),
-            i64::from(self.ttl_secs),
-            uuid::Uuid::new_v4().to_string(),
-        );
-        let access_token = self.signer.sign(&claims).map_err(TokenError::internal)?;
-        Ok(IssuedToken {
-            access_token,
-            expires_in: self.ttl_secs,
-            scope,
-            refresh_token: None,
-        })
-    }
-
-    /// An access token this server issued, still within its lifetime and not revoked.
-    async fn live_access_token(
-        &self,
+        caller: &Client,
         token: &str,
-    ) -> Result<Option<AccessTokenClaims>, TokenError> {
-        let Some(claims) = self.keys.verify(token) else {
-            return Ok(None);
-        };
-        if claims.iss != self.issuer || claims.exp <= now_secs() {
-            return Ok(None);
-        }
-        if self
-            .tokens
-            .is_access_revoked(&claims.jti)
-            .await
-            .map_err(TokenError::internal)?
-        {
-            return Ok(None);
-        }
-        Ok(Some(claims))
+        hint: Option<&str>,
+    ) -> Result<Introspection, TokenError> {
+        self.lookup.introspect(caller, token, hint).await
+    }
+
+    pub async fn revoke(
+        &self,
+        caller: &Client,
+        token: &str,
+        hint: Option<&str>,
+    ) -> Result<(), RevokeError> {
+        self.revoker.revoke(caller, token, hint).await
     }
 }
 

@@ -1,94 +1,175 @@
-//! Clients table: domain `Client` in, domain `Client` out.
+//! Clients table: domain `Client` in, domain `Client` out. Every write also records a change in
+//! the change log (and, on PostgreSQL, notifies), in the same transaction, so that every
+//! instance drops what it holds of that client.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
+use std::sync::Arc;
 
+use async_trait::async_trait;
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, SqlErr,
+    ActiveValue::Set, ColumnTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    TransactionTrait,
 };
 
-use super::StorageError;
+use super::Db;
+use super::changes::record_client_change;
 use super::entities::client::{self, Entity as Clients};
-use crate::domain::{Audience, Client, ClientId, GrantType, NewClient, ScopeSet};
+use crate::domain::{
+    Audience, Client, ClientAuthentication, ClientId, ClientKeys, GrantType, NewClient, ScopeSet,
+};
+use crate::stores::{ClientStore, StoreError};
 
 #[derive(Clone)]
 pub struct ClientRepository {
-    db: DatabaseConnection,
+    db: Db,
 }
 
 impl ClientRepository {
-    pub fn new(db: DatabaseConnection) -> Self {
+    pub fn new(db: Db) -> Self {
         Self { db }
     }
 
-    pub async fn find(&self, id: &ClientId) -> Result<Option<Client>, StorageError> {
-        Clients::find_by_id(id.as_str())
-            .one(&self.db)
+    /// Runs `write` and records the change of `id`, in one transaction.
+    async fn write<T: Send>(
+        &self,
+        id: &ClientId,
+        write: impl AsyncFnOnce(&sea_orm::DatabaseTransaction) -> Result<T, DbErr> + Send,
+    ) -> Result<T, StoreError> {
+        let postgres = self.db.is_postgres();
+        self.db
+            .run(async {
+                let txn = self.db.conn().begin().await?;
+                let value = write(&txn).await?;
+                record_client_change(&txn, id.as_str(), postgres).await?;
+                txn.commit().await?;
+                Ok(value)
+            })
+            .await
+    }
+}
+
+#[async_trait]
+impl ClientStore for ClientRepository {
+    async fn find(&self, id: &ClientId) -> Result<Option<Arc<Client>>, StoreError> {
+        self.db
+            .run(Clients::find_by_id(id.as_str()).one(self.db.conn()))
             .await?
-            .map(to_domain)
+            .map(|row| to_domain(row).map(Arc::new))
             .transpose()
     }
 
-    pub async fn list(&self) -> Result<Vec<Client>, StorageError> {
-        Clients::find()
-            .order_by_asc(client::Column::ClientId)
-            .all(&self.db)
+    async fn list(&self) -> Result<Vec<Client>, StoreError> {
+        self.db
+            .run(
+                Clients::find()
+                    .order_by_asc(client::Column::ClientId)
+                    .all(self.db.conn()),
+            )
             .await?
             .into_iter()
             .map(to_domain)
             .collect()
     }
 
-    /// Adds a client; `Conflict` if the id is taken.
-    pub async fn insert(&self, new: &NewClient, now: i64) -> Result<(), StorageError> {
-        match Clients::insert(to_active(new, now)).exec(&self.db).await {
-            Ok(_) => Ok(()),
-            Err(err) if matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
-                Err(StorageError::Conflict)
-            }
-            Err(err) => Err(err.into()),
-        }
-    }
-
-    /// Creates the client or makes the stored one match `new` (bootstrap clients from config).
-    pub async fn upsert(&self, new: &NewClient, now: i64) -> Result<(), StorageError> {
-        Clients::insert(to_active(new, now))
-            .on_conflict(
-                OnConflict::column(client::Column::ClientId)
-                    .update_columns([
-                        client::Column::SecretHash,
-                        client::Column::Scopes,
-                        client::Column::Audiences,
-                        client::Column::GrantTypes,
-                        client::Column::UpdatedAt,
-                    ])
-                    .to_owned(),
+    async fn scopes_in_use(&self) -> Result<Vec<String>, StoreError> {
+        let rows: Vec<String> = self
+            .db
+            .run(
+                Clients::find()
+                    .select_only()
+                    .column(client::Column::Scopes)
+                    .distinct()
+                    .into_tuple()
+                    .all(self.db.conn()),
             )
-            .exec(&self.db)
             .await?;
-        Ok(())
+        let scopes: HashSet<&str> = rows.iter().flat_map(|s| s.split_whitespace()).collect();
+        let mut scopes: Vec<String> = scopes.into_iter().map(str::to_owned).collect();
+        scopes.sort_unstable();
+        Ok(scopes)
     }
 
-    /// Returns false if there was no such client.
-    pub async fn remove(&self, id: &ClientId) -> Result<bool, StorageError> {
-        let result = Clients::delete_by_id(id.as_str()).exec(&self.db).await?;
-        Ok(result.rows_affected == 1)
+    async fn insert(&self, new: &NewClient, now: i64) -> Result<(), StoreError> {
+        let row = to_active(new, now);
+        self.write(&new.id, async |txn| {
+            Clients::insert(row).exec(txn).await.map(drop)
+        })
+        .await
     }
 
-    /// Returns false if there was no such client.
-    pub async fn set_secret_hash(
+    async fn upsert(&self, new: &NewClient, now: i64) -> Result<(), StoreError> {
+        let row = to_active(new, now);
+        self.write(&new.id, async |txn| {
+            Clients::insert(row)
+                .on_conflict(
+                    OnConflict::column(client::Column::ClientId)
+                        .update_columns([
+                            client::Column::SecretHash,
+                            client::Column::Scopes,
+                            client::Column::Audiences,
+                            client::Column::GrantTypes,
+                            client::Column::AuthMethod,
+                            client::Column::Jwks,
+                            client::Column::JwksUri,
+                            client::Column::FederatedIssuer,
+                            client::Column::FederatedSubject,
+                            client::Column::DpopBound,
+                            client::Column::UpdatedAt,
+                        ])
+                        .to_owned(),
+                )
+                .exec(txn)
+                .await
+                .map(drop)
+        })
+        .await
+    }
+
+    async fn remove(&self, id: &ClientId) -> Result<bool, StoreError> {
+        self.write(id, async |txn| {
+            let result = Clients::delete_by_id(id.as_str()).exec(txn).await?;
+            Ok(result.rows_affected == 1)
+        })
+        .await
+    }
+
+    async fn set_secret_hash(
         &self,
         id: &ClientId,
         secret_hash: &str,
         now: i64,
-    ) -> Result<bool, StorageError> {
-        let result = Clients::update_many()
-            .col_expr(client::Column::SecretHash, secret_hash.into())
-            .col_expr(client::Column::UpdatedAt, now.into())
-            .filter(client::Column::ClientId.eq(id.as_str()))
-            .exec(&self.db)
-            .await?;
-        Ok(result.rows_affected == 1)
+    ) -> Result<bool, StoreError> {
+        self.write(id, async |txn| {
+            let result = Clients::update_many()
+                .col_expr(client::Column::SecretHash, secret_hash.into())
+                .col_expr(client::Column::UpdatedAt, now.into())
+                .filter(client::Column::ClientId.eq(id.as_str()))
+                .exec(txn)
+                .await?;
+            Ok(result.rows_affected == 1)
+        })
+        .await
+    }
+
+    async fn replace_secret_hash(
+        &self,
+        id: &ClientId,
+        old: &str,
+        new: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        self.write(id, async |txn| {
+            let result = Clients::update_many()
+                .col_expr(client::Column::SecretHash, new.into())
+                .col_expr(client::Column::UpdatedAt, now.into())
+                .filter(client::Column::ClientId.eq(id.as_str()))
+                .filter(client::Column::SecretHash.eq(old))
+                .exec(txn)
+                .await?;
+            Ok(result.rows_affected == 1)
+        })
+        .await
     }
 }
 
@@ -107,16 +188,56 @@ fn to_active(new: &NewClient, now: i64) -> client::ActiveModel {
         scopes: Set(new.scopes.to_string()),
         audiences: Set(join(new.audiences.iter(), |a| a.as_str())),
         grant_types: Set(join(new.grant_types.iter(), |g| g.as_str())),
+        auth_method: Set(new.authentication.method_name().to_owned()),
+        jwks: Set(match &new.authentication {
+            ClientAuthentication::PrivateKeyJwt(ClientKeys::Jwks(jwks)) => Some(jwks.clone()),
+            _ => None,
+        }),
+        jwks_uri: Set(match &new.authentication {
+            ClientAuthentication::PrivateKeyJwt(ClientKeys::JwksUri(uri)) => Some(uri.clone()),
+            _ => None,
+        }),
+        federated_issuer: Set(match &new.authentication {
+            ClientAuthentication::Federated { issuer, .. } => Some(issuer.clone()),
+            _ => None,
+        }),
+        federated_subject: Set(match &new.authentication {
+            ClientAuthentication::Federated { subject, .. } => Some(subject.clone()),
+            _ => None,
+        }),
+        dpop_bound: Set(new.dpop_bound),
         created_at: Set(now),
         updated_at: Set(now),
     }
 }
 
-fn to_domain(row: client::Model) -> Result<Client, StorageError> {
-    let corrupt = |what: &str| StorageError::Corrupt(format!("client {}: {what}", row.client_id));
+fn to_domain(row: client::Model) -> Result<Client, StoreError> {
+    let corrupt = |what: &str| StoreError::Corrupt(format!("client {}: {what}", row.client_id));
+    let authentication = match (
+        row.auth_method.as_str(),
+        &row.jwks,
+        &row.jwks_uri,
+        &row.federated_issuer,
+        &row.federated_subject,
+    ) {
+        ("client_secret", ..) => ClientAuthentication::Secret,
+        ("private_key_jwt", Some(jwks), None, ..) => {
+            ClientAuthentication::PrivateKeyJwt(ClientKeys::Jwks(jwks.clone()))
+        }
+        ("private_key_jwt", None, Some(uri), ..) => {
+            ClientAuthentication::PrivateKeyJwt(ClientKeys::JwksUri(uri.clone()))
+        }
+        ("federated", _, _, Some(issuer), Some(subject)) => ClientAuthentication::Federated {
+            issuer: issuer.clone(),
+            subject: subject.clone(),
+        },
+        _ => return Err(corrupt("auth_method")),
+    };
     Ok(Client {
         id: ClientId::parse(&row.client_id).map_err(|_| corrupt("client_id"))?,
         secret_hash: row.secret_hash.clone(),
+        authentication,
+        dpop_bound: row.dpop_bound,
         scopes: ScopeSet::parse(&row.scopes).map_err(|_| corrupt("scopes"))?,
         audiences: row
             .audiences

@@ -1,117 +1,176 @@
 //! Persistence with sea-orm: the same code on SQLite (default) and PostgreSQL, chosen by URL.
+//! The repositories implement the traits of `crate::stores`; nothing above this module sees a
+//! sea-orm type.
 
+mod changes;
 mod clients;
 pub mod entities;
 mod keys;
 pub mod migrations;
+mod replay;
 mod tokens;
 mod users;
 
+use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
-use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
-use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr};
-use sea_orm_migration::MigratorTrait;
+use sea_orm::{DatabaseConnection, DbErr, RuntimeErr, SqlErr};
+use service_kit::db::{ConnectError, DbOptions};
 
+pub use changes::{ChangeLog, spawn_change_listener};
 pub use clients::ClientRepository;
-pub use keys::{KeyRecord, KeyRepository, KeyState};
-pub use tokens::{Exchange, RefreshTokenRecord, TokenRepository};
+pub use keys::KeyRepository;
+pub use replay::ReplayRepository;
+pub use tokens::TokenRepository;
 pub use users::UserRepository;
 
-#[derive(Debug, thiserror::Error)]
-pub enum StorageError {
-    #[error("database error: {0}")]
-    Database(#[from] DbErr),
-    #[error("already exists")]
-    Conflict,
-    #[error("stored row is invalid: {0}")]
-    Corrupt(String),
-    #[error("cannot create the database directory {path}: {source}")]
-    Directory {
-        path: String,
-        source: std::io::Error,
-    },
+use crate::availability::Availability;
+use crate::stores::StoreError;
+
+/// An open database: the repositories are built from it. Every query goes through [`Db`].
+#[derive(Clone)]
+pub struct Database {
+    db: Db,
 }
 
-/// Connects, creating the SQLite file (and its directory) when needed, and runs migrations.
-pub async fn connect(database_url: &str) -> Result<DatabaseConnection, StorageError> {
-    let is_sqlite = database_url.starts_with("sqlite:");
-    if is_sqlite
-        && let Some(dir) = sqlite_path(database_url).and_then(|p| p.parent().map(ToOwned::to_owned))
-        && !dir.as_os_str().is_empty()
-    {
-        std::fs::create_dir_all(&dir).map_err(|source| StorageError::Directory {
-            path: dir.display().to_string(),
-            source,
-        })?;
+/// The connection, with a time limit on every round trip and the breaker of [`Availability`]:
+/// while the database is known to be down, queries fail at once.
+#[derive(Clone)]
+pub struct Db {
+    conn: DatabaseConnection,
+    availability: Arc<Availability>,
+    timeout: Duration,
+}
+
+impl Db {
+    /// Runs one round trip (a query or a whole transaction) through the breaker.
+    pub(crate) async fn run<T>(
+        &self,
+        work: impl Future<Output = Result<T, DbErr>>,
+    ) -> Result<T, StoreError> {
+        if self.availability.is_down() {
+            return Err(StoreError::Unavailable(
+                "the database is unreachable; waiting for it to answer again".into(),
+            ));
+        }
+        self.probe(work).await
     }
-    let mut options = ConnectOptions::new(database_url.to_owned());
-    options
-        .max_connections(if is_sqlite { 8 } else { 16 })
-        .min_connections(1)
-        .connect_timeout(Duration::from_secs(5))
-        .acquire_timeout(Duration::from_secs(5))
-        .sqlx_logging(false);
-    // On every pooled connection: WAL lets readers run beside a writer (the CLI beside a
-    // running server) and, with synchronous = NORMAL, makes a commit one write instead of an
-    // fsync per transaction (durable against crashes of the process, not of the machine's
-    // power: the last commits may be lost, never corrupted); the busy timeout makes a second
-    // writer wait instead of failing.
-    options.map_sqlx_sqlite_opts(|opts| {
-        opts.journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_secs(5))
-    });
-    let db = Database::connect(options).await?;
-    migrate(&db).await?;
-    Ok(db)
-}
 
-/// Runs pending migrations. Instances starting together on an empty database race to record
-/// the same migration; the loser retries and finds the work done.
-async fn migrate(db: &DatabaseConnection) -> Result<(), StorageError> {
-    let mut attempt = 0;
-    loop {
-        match migrations::Migrator::up(db, None).await {
-            Ok(()) => return Ok(()),
-            Err(err) if attempt < 5 => {
-                attempt += 1;
-                tracing::debug!(error = %err, attempt, "migration raced another instance; retrying");
-                tokio::time::sleep(Duration::from_millis(100 * attempt)).await;
+    /// Runs one round trip even while the breaker is open: the health probe.
+    pub(crate) async fn probe<T>(
+        &self,
+        work: impl Future<Output = Result<T, DbErr>>,
+    ) -> Result<T, StoreError> {
+        match tokio::time::timeout(self.timeout, work).await {
+            Ok(Ok(value)) => {
+                self.availability.record_ok();
+                Ok(value)
             }
-            Err(err) => return Err(err.into()),
+            Ok(Err(err)) => {
+                let err = store_error(err);
+                if let StoreError::Unavailable(cause) = &err {
+                    self.availability.record_unreachable(cause);
+                }
+                Err(err)
+            }
+            Err(_elapsed) => {
+                let cause = format!("no answer within {} ms", self.timeout.as_millis());
+                self.availability.record_unreachable(&cause);
+                Err(StoreError::Unavailable(cause))
+            }
         }
     }
+
+    pub(crate) fn conn(&self) -> &DatabaseConnection {
+        &self.conn
+    }
+
+    fn is_postgres(&self) -> bool {
+        matches!(
+            self.conn.get_database_backend(),
+            sea_orm::DbBackend::Postgres
+        )
+    }
 }
 
-/// The file of a `sqlite:` URL, if it names one (not `:memory:`).
-pub fn sqlite_path(database_url: &str) -> Option<std::path::PathBuf> {
-    let rest = database_url.strip_prefix("sqlite:")?;
-    let rest = rest.strip_prefix("//").unwrap_or(rest);
-    let path = rest.split('?').next()?;
-    (!path.is_empty() && !path.contains(":memory:")).then(|| std::path::PathBuf::from(path))
+impl Database {
+    /// Connects and migrates (creating a missing SQLite file only if `options` say so). Every
+    /// later round trip may take `timeout` before the database counts as unreachable.
+    pub async fn connect(
+        url: &str,
+        options: &DbOptions,
+        availability: Arc<Availability>,
+        timeout: Duration,
+    ) -> Result<Self, ConnectError> {
+        let conn = service_kit::db::connect::<migrations::Migrator>(url, options).await?;
+        Ok(Self {
+            db: Db {
+                conn,
+                availability,
+                timeout,
+            },
+        })
+    }
+
+    pub fn clients(&self) -> ClientRepository {
+        ClientRepository::new(self.db.clone())
+    }
+
+    pub fn users(&self) -> UserRepository {
+        UserRepository::new(self.db.clone())
+    }
+
+    pub fn tokens(&self) -> TokenRepository {
+        TokenRepository::new(self.db.clone())
+    }
+
+    /// Single-use identifiers (assertion and DPoP proof `jti`s).
+    pub fn replays(&self) -> ReplayRepository {
+        ReplayRepository::new(self.db.clone())
+    }
+
+    pub fn keys(&self) -> KeyRepository {
+        KeyRepository::new(self.db.clone())
+    }
+
+    pub fn changes(&self) -> ChangeLog {
+        ChangeLog::new(self.db.clone())
+    }
+
+    /// The connection pool, for the PostgreSQL change listener.
+    pub fn connection(&self) -> &DatabaseConnection {
+        self.db.conn()
+    }
 }
 
-/// A cheap round trip for readiness.
-pub async fn ping(db: &DatabaseConnection) -> Result<(), StorageError> {
-    db.ping().await.map_err(StorageError::from)
+/// Classifies a database error for the layers above: unreachable (worth a 503 and a retry),
+/// a unique-key conflict, or anything else.
+pub(crate) fn store_error(err: DbErr) -> StoreError {
+    if matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) {
+        return StoreError::Conflict;
+    }
+    let unreachable = match &err {
+        DbErr::ConnectionAcquire(_) => true,
+        DbErr::Conn(runtime) | DbErr::Exec(runtime) | DbErr::Query(runtime) => {
+            is_unreachable(runtime)
+        }
+        _ => false,
+    };
+    if unreachable {
+        StoreError::Unavailable(err.to_string())
+    } else {
+        StoreError::Failed(err.to_string())
+    }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sqlite_urls_name_their_file() {
-        assert_eq!(
-            sqlite_path("sqlite://data/auth.sqlite?mode=rwc").unwrap(),
-            std::path::PathBuf::from("data/auth.sqlite")
-        );
-        assert_eq!(
-            sqlite_path("sqlite:///tmp/a.db").unwrap(),
-            std::path::PathBuf::from("/tmp/a.db")
-        );
-        assert!(sqlite_path("sqlite::memory:").is_none());
-        assert!(sqlite_path("postgres://x").is_none());
+fn is_unreachable(err: &RuntimeErr) -> bool {
+    use sea_orm::sqlx::Error;
+    match err {
+        RuntimeErr::SqlxError(sqlx) => matches!(
+            sqlx.as_ref(),
+            Error::Io(_) | Error::PoolTimedOut | Error::PoolClosed | Error::Tls(_)
+        ),
+        _ => false,
     }
 }

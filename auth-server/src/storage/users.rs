@@ -1,56 +1,57 @@
 //! Users table.
 
+use async_trait::async_trait;
 use sea_orm::sea_query::OnConflict;
-use sea_orm::{
-    ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, SqlErr,
-};
+use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 
-use super::StorageError;
+use super::Db;
 use super::entities::user::{self, Column, Entity as Users};
 use crate::domain::{ScopeSet, User, Username};
+use crate::stores::{StoreError, UserStore};
 
 #[derive(Clone)]
 pub struct UserRepository {
-    db: DatabaseConnection,
+    db: Db,
 }
 
 impl UserRepository {
-    pub fn new(db: DatabaseConnection) -> Self {
+    pub fn new(db: Db) -> Self {
         Self { db }
     }
+}
 
-    pub async fn find(&self, username: &Username) -> Result<Option<User>, StorageError> {
-        Users::find_by_id(username.as_str())
-            .one(&self.db)
+#[async_trait]
+impl UserStore for UserRepository {
+    async fn find(&self, username: &Username) -> Result<Option<User>, StoreError> {
+        self.db
+            .run(Users::find_by_id(username.as_str()).one(self.db.conn()))
             .await?
             .map(to_domain)
             .transpose()
     }
 
-    pub async fn list(&self) -> Result<Vec<User>, StorageError> {
-        Users::find()
-            .order_by_asc(Column::Username)
-            .all(&self.db)
+    async fn list(&self) -> Result<Vec<User>, StoreError> {
+        self.db
+            .run(
+                Users::find()
+                    .order_by_asc(Column::Username)
+                    .all(self.db.conn()),
+            )
             .await?
             .into_iter()
             .map(to_domain)
             .collect()
     }
 
-    /// `Conflict` if the username is taken.
-    pub async fn insert(&self, new: &User, now: i64) -> Result<(), StorageError> {
-        match Users::insert(to_active(new, now)).exec(&self.db).await {
-            Ok(_) => Ok(()),
-            Err(err) if matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
-                Err(StorageError::Conflict)
-            }
-            Err(err) => Err(err.into()),
-        }
+    async fn insert(&self, new: &User, now: i64) -> Result<(), StoreError> {
+        self.db
+            .run(Users::insert(to_active(new, now)).exec(self.db.conn()))
+            .await?;
+        Ok(())
     }
 
-    /// Creates or updates a user from configuration.
-    pub async fn upsert(&self, new: &User, now: i64) -> Result<(), StorageError> {
-        Users::insert(to_active(new, now))
+    async fn upsert(&self, new: &User, now: i64) -> Result<(), StoreError> {
+        let upsert = Users::insert(to_active(new, now))
             .on_conflict(
                 OnConflict::column(Column::Username)
                     .update_columns([
@@ -61,31 +62,47 @@ impl UserRepository {
                     ])
                     .to_owned(),
             )
-            .exec(&self.db)
-            .await?;
+            .exec(self.db.conn());
+        self.db.run(upsert).await?;
         Ok(())
     }
 
-    /// Returns false if there was no such user.
-    pub async fn set_active(
+    async fn replace_password_hash(
+        &self,
+        username: &Username,
+        old: &str,
+        new: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let update = Users::update_many()
+            .col_expr(Column::PasswordHash, new.into())
+            .col_expr(Column::UpdatedAt, now.into())
+            .filter(Column::Username.eq(username.as_str()))
+            .filter(Column::PasswordHash.eq(old))
+            .exec(self.db.conn());
+        let result = self.db.run(update).await?;
+        Ok(result.rows_affected == 1)
+    }
+
+    async fn set_active(
         &self,
         username: &Username,
         active: bool,
         now: i64,
-    ) -> Result<bool, StorageError> {
-        let result = Users::update_many()
+    ) -> Result<bool, StoreError> {
+        let update = Users::update_many()
             .col_expr(Column::Active, active.into())
             .col_expr(Column::UpdatedAt, now.into())
             .filter(Column::Username.eq(username.as_str()))
-            .exec(&self.db)
-            .await?;
+            .exec(self.db.conn());
+        let result = self.db.run(update).await?;
         Ok(result.rows_affected == 1)
     }
 
-    /// Returns false if there was no such user.
-    pub async fn remove(&self, username: &Username) -> Result<bool, StorageError> {
-        let result = Users::delete_by_id(username.as_str())
-            .exec(&self.db)
+    async fn remove(&self, username: &Username) -> Result<bool, StoreError> {
+        let result = self
+            .db
+            .run(Users::delete_by_id(username.as_str()).exec(self.db.conn()))
             .await?;
         Ok(result.rows_affected == 1)
     }
@@ -102,8 +119,8 @@ fn to_active(new: &User, now: i64) -> user::ActiveModel {
     }
 }
 
-fn to_domain(row: user::Model) -> Result<User, StorageError> {
-    let corrupt = |what: &str| StorageError::Corrupt(format!("user {}: {what}", row.username));
+fn to_domain(row: user::Model) -> Result<User, StoreError> {
+    let corrupt = |what: &str| StoreError::Corrupt(format!("user {}: {what}", row.username));
     Ok(User {
         username: Username::parse(&row.username).map_err(|_| corrupt("username"))?,
         password_hash: row.password_hash.clone(),

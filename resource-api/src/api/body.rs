@@ -1,27 +1,34 @@
-//! The JSON request body of writes, read by us rather than by poem-openapi: so that the
-//! bearer check answers first, and so that a bad field is a 422 that names the field.
+//! The JSON request body of writes, read by us rather than by poem-openapi: only after the
+//! bearer token was checked (a caller without a valid token cannot make us wait for or hold a
+//! body), within the size and time limits, and so that a bad field is a 422 that names it.
 
-use poem::{Request, RequestBody, http::header};
+use poem::{Body, Request, RequestBody, http::HeaderMap, http::header};
 use poem_openapi::{
     ApiExtractor, ApiExtractorType, ExtractParamOptions,
     registry::{MetaMediaType, MetaRequest, Registry},
     types::Type,
 };
+use service_kit::request::{BodyLimits, read_body};
 
 use super::{dto::PlayerInputDto, problem::Problem};
 
-/// The largest body a write may send; given to the routes as data.
+/// The limits a write's body is read within; given to the routes as data.
 #[derive(Clone, Copy, Debug)]
-pub struct BodyLimit(pub usize);
+pub struct BodyLimit(pub BodyLimits);
 
-/// A player in JSON as sent, not yet judged. Documented in the spec as a `PlayerInput`.
-pub struct PlayerBody(Result<serde_json::Value, BodyError>);
+/// A player in JSON as sent, not yet read. Documented in the spec as a `PlayerInput`.
+pub struct PlayerBody {
+    headers: HeaderMap,
+    body: Option<Body>,
+    limits: BodyLimits,
+}
 
 /// Why the body could not even be read as JSON.
 #[derive(Debug)]
 pub enum BodyError {
     NotJson,
     TooLarge(usize),
+    TimedOut,
     Malformed(String),
 }
 
@@ -38,6 +45,11 @@ impl BodyError {
                 "payload_too_large",
                 format!("the body must be at most {limit} bytes"),
             ),
+            BodyError::TimedOut => Problem::new(
+                408,
+                "request_timeout",
+                "the request body did not arrive in time",
+            ),
             BodyError::Malformed(reason) => Problem::new(
                 400,
                 "malformed_json",
@@ -48,8 +60,34 @@ impl BodyError {
 }
 
 impl PlayerBody {
-    pub fn json(self) -> Result<serde_json::Value, BodyError> {
-        self.0
+    /// Reads and parses the body (once).
+    pub async fn json(mut self) -> Result<serde_json::Value, BodyError> {
+        let is_json = self
+            .headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.parse::<mime::Mime>().ok())
+            .is_some_and(|mime| {
+                mime.type_() == mime::APPLICATION
+                    && (mime.subtype() == mime::JSON || mime.suffix() == Some(mime::JSON))
+            });
+        if !is_json {
+            return Err(BodyError::NotJson);
+        }
+        let body = self
+            .body
+            .take()
+            .ok_or_else(|| BodyError::Malformed("no body".into()))?;
+        let bytes = read_body(&self.headers, body, self.limits)
+            .await
+            .map_err(|err| match err {
+                service_kit::request::BodyError::TooLarge(max) => BodyError::TooLarge(max),
+                service_kit::request::BodyError::TimedOut => BodyError::TimedOut,
+                service_kit::request::BodyError::Unreadable => {
+                    BodyError::Malformed("the body could not be read".into())
+                }
+            })?;
+        serde_json::from_slice(&bytes).map_err(|err| BodyError::Malformed(err.to_string()))
     }
 }
 
@@ -79,47 +117,13 @@ impl<'a> ApiExtractor<'a> for PlayerBody {
         body: &mut RequestBody,
         _param_opts: ExtractParamOptions<Self::ParamType>,
     ) -> poem::Result<Self> {
-        let limit = request
+        let limits = request
             .data::<BodyLimit>()
-            .map_or(64 * 1024, |limit| limit.0);
-        Ok(Self(read_json(request, body, limit).await))
+            .map_or_else(|| BodyLimits::new(64 * 1024), |limit| limit.0);
+        Ok(Self {
+            headers: request.headers().clone(),
+            body: body.take().ok(),
+            limits,
+        })
     }
-}
-
-async fn read_json(
-    request: &Request,
-    body: &mut RequestBody,
-    limit: usize,
-) -> Result<serde_json::Value, BodyError> {
-    let is_json = request
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.parse::<mime::Mime>().ok())
-        .is_some_and(|mime| {
-            mime.type_() == mime::APPLICATION
-                && (mime.subtype() == mime::JSON || mime.suffix() == Some(mime::JSON))
-        });
-    if !is_json {
-        return Err(BodyError::NotJson);
-    }
-    let declared_too_large = request
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.parse::<u64>().ok())
-        .is_some_and(|length| length > limit as u64);
-    if declared_too_large {
-        return Err(BodyError::TooLarge(limit));
-    }
-    let bytes = body
-        .take()
-        .map_err(|_| BodyError::Malformed("no body".into()))?
-        .into_bytes_limit(limit)
-        .await
-        .map_err(|err| match err {
-            poem::error::ReadBodyError::PayloadTooLarge => BodyError::TooLarge(limit),
-            other => BodyError::Malformed(other.to_string()),
-        })?;
-    serde_json::from_slice(&bytes).map_err(|err| BodyError::Malformed(err.to_string()))
 }

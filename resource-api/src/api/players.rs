@@ -134,7 +134,7 @@ impl PlayersApi {
         body: PlayerBody,
     ) -> Result<CreatePlayerResponse, CreatePlayerResponse> {
         let caller = auth.require(PlayerScope::Write)?;
-        let details = player_details(body.json()?)?;
+        let details = player_details(body.json().await?)?;
         let player = self.players.create(details).await?;
         log_change(&caller, "created", player.details.squad_number, player.id);
         let location = format!("/players/{}", player.id);
@@ -148,7 +148,7 @@ impl PlayersApi {
         body: PlayerBody,
     ) -> Result<ReplacePlayerResponse, ReplacePlayerResponse> {
         let caller = auth.require(PlayerScope::Write)?;
-        let details = player_details(body.json()?)?;
+        let details = player_details(body.json().await?)?;
         if i64::from(details.squad_number.get()) != path_number {
             return Err(ReplacePlayerResponse::BadRequest(Json(
                 Problem::new(
@@ -311,6 +311,9 @@ pub enum CreatePlayerResponse {
     /// The squad number is taken.
     #[oai(status = 409)]
     Conflict(Json<Problem>),
+    /// The body did not arrive within 10 s.
+    #[oai(status = 408)]
+    RequestTimeout(Json<Problem>),
     /// The body is too large.
     #[oai(status = 413)]
     PayloadTooLarge(Json<Problem>),
@@ -344,6 +347,9 @@ pub enum ReplacePlayerResponse {
     /// No player has this squad number.
     #[oai(status = 404)]
     NotFound(Json<Problem>),
+    /// The body did not arrive within 10 s.
+    #[oai(status = 408)]
+    RequestTimeout(Json<Problem>),
     /// The body is too large.
     #[oai(status = 413)]
     PayloadTooLarge(Json<Problem>),
@@ -406,6 +412,7 @@ macro_rules! answers_body_errors {
                 match err {
                     BodyError::NotJson => Self::UnsupportedMediaType(problem),
                     BodyError::TooLarge(_) => Self::PayloadTooLarge(problem),
+                    BodyError::TimedOut => Self::RequestTimeout(problem),
                     BodyError::Malformed(_) => Self::BadRequest(problem),
                 }
             }

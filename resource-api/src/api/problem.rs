@@ -1,49 +1,9 @@
-//! The one JSON error shape of this API, and the request id every error body carries.
+//! The one JSON error shape of this API, for its operations and for what the request context
+//! answers by itself.
 
-use std::sync::Arc;
-
-use poem_openapi::Object;
-
-tokio::task_local! {
-    static REQUEST_ID: RequestId;
-}
-
-/// The id of the request being served: the caller's `x-request-id` if sane, else a new one.
-#[derive(Clone, Debug)]
-pub struct RequestId(Arc<str>);
-
-impl RequestId {
-    /// Takes a caller's id only if it is short and plain (it ends up in logs and headers).
-    pub fn from_header(value: Option<&str>) -> Self {
-        match value {
-            Some(id)
-                if (1..=128).contains(&id.len())
-                    && id
-                        .bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b)) =>
-            {
-                Self(Arc::from(id))
-            }
-            _ => Self(Arc::from(uuid::Uuid::new_v4().to_string())),
-        }
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
-    /// Runs `future` with this id as the current one.
-    pub async fn scope<F: Future>(self, future: F) -> F::Output {
-        REQUEST_ID.scope(self, future).await
-    }
-
-    /// The id of the request this task serves.
-    pub fn current() -> String {
-        REQUEST_ID
-            .try_with(|id| id.0.to_string())
-            .unwrap_or_else(|_| "none".into())
-    }
-}
+use poem::{Response, http::StatusCode};
+use poem_openapi::{Object, types::ToJSON};
+use service_kit::request::{ErrorBody, current_request_id};
 
 /// An error: a stable machine-readable `error` code, a human `message`, the offending
 /// `field` for validation errors, and the `requestId` to quote when asking for help.
@@ -70,7 +30,7 @@ impl Problem {
             error: error.to_owned(),
             message: message.into(),
             field: None,
-            request_id: RequestId::current(),
+            request_id: current_request_id().unwrap_or_else(|| "none".into()),
         }
     }
 
@@ -85,30 +45,30 @@ impl Problem {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// Unknown routes, wrong methods, bodies too large or too slow, panics: the same `Problem`.
+pub struct ErrorShapes;
 
-    #[test]
-    fn a_plain_incoming_request_id_is_kept() {
-        let id = RequestId::from_header(Some("req-42.a:b_c"));
-        assert_eq!(id.as_str(), "req-42.a:b_c");
-    }
-
-    #[test]
-    fn an_odd_or_oversized_incoming_request_id_is_replaced() {
-        for odd in ["", "has space", "new\nline", "<script>", &"x".repeat(129)] {
-            let id = RequestId::from_header(Some(odd));
-            assert_ne!(id.as_str(), odd);
-            assert!(uuid::Uuid::parse_str(id.as_str()).is_ok());
-        }
-    }
-
-    #[tokio::test]
-    async fn problems_carry_the_current_request_id() {
-        let problem = RequestId::from_header(Some("abc"))
-            .scope(async { Problem::new(404, "not_found", "no such player") })
-            .await;
-        assert_eq!(problem.request_id, "abc");
+impl ErrorBody for ErrorShapes {
+    fn response(&self, _path: &str, status: StatusCode, detail: &str) -> Response {
+        let problem = if status.is_server_error() {
+            Problem {
+                status: status.as_u16(),
+                ..Problem::internal()
+            }
+        } else {
+            let code = match status {
+                StatusCode::NOT_FOUND => "not_found",
+                StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+                StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
+                StatusCode::REQUEST_TIMEOUT => "request_timeout",
+                StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+                _ => "bad_request",
+            };
+            Problem::new(status.as_u16(), code, detail)
+        };
+        Response::builder()
+            .status(status)
+            .content_type("application/json; charset=utf-8")
+            .body(problem.to_json_string())
     }
 }

@@ -4,6 +4,7 @@ use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter,
     QueryOrder, SqlErr,
 };
+use tracing::Instrument as _;
 use uuid::Uuid;
 
 use super::{StorageError, entities::player};
@@ -19,11 +20,21 @@ impl PlayerRepository {
         Self { db }
     }
 
-    /// A repository whose every call fails: for producing the spec without a database.
-    pub fn disconnected() -> Self {
-        Self {
-            db: DatabaseConnection::default(),
-        }
+    /// A database span for trace export (none when traces are off): the statement's kind and
+    /// table, never its values.
+    fn span(&self, summary: &'static str) -> tracing::Span {
+        let system = match self.db.get_database_backend() {
+            sea_orm::DatabaseBackend::Postgres => "postgresql",
+            sea_orm::DatabaseBackend::Sqlite => "sqlite",
+            _ => "other_sql",
+        };
+        service_kit::trace_span!(
+            "db",
+            otel.name = summary,
+            otel.kind = "client",
+            db.system.name = system,
+            db.query.summary = summary,
+        )
     }
 
     /// Whether the database answers.
@@ -36,6 +47,7 @@ impl PlayerRepository {
         player::Entity::find()
             .order_by_asc(player::Column::SquadNumber)
             .all(&self.db)
+            .instrument(self.span("SELECT players"))
             .await?
             .into_iter()
             .map(into_player)
@@ -45,6 +57,7 @@ impl PlayerRepository {
     pub async fn find_by_id(&self, id: Uuid) -> Result<Option<Player>, StorageError> {
         player::Entity::find_by_id(id)
             .one(&self.db)
+            .instrument(self.span("SELECT players"))
             .await?
             .map(into_player)
             .transpose()
@@ -57,6 +70,7 @@ impl PlayerRepository {
         player::Entity::find()
             .filter(player::Column::SquadNumber.eq(i32::from(number.get())))
             .one(&self.db)
+            .instrument(self.span("SELECT players"))
             .await?
             .map(into_player)
             .transpose()
@@ -69,12 +83,13 @@ impl PlayerRepository {
         model.id = Set(Uuid::new_v4());
         let inserted = model
             .insert(&self.db)
+            .instrument(self.span("INSERT players"))
             .await
             .map_err(|err| match err.sql_err() {
                 Some(SqlErr::UniqueConstraintViolation(_)) => {
                     StorageError::SquadNumberTaken(number.get())
                 }
-                _ => StorageError::Database(err),
+                _ => StorageError::from(err),
             })?;
         into_player(inserted)
     }
@@ -91,12 +106,13 @@ impl PlayerRepository {
             .set(model)
             .filter(player::Column::SquadNumber.eq(i32::from(number.get())))
             .exec(&self.db)
+            .instrument(self.span("UPDATE players"))
             .await
             .map_err(|err| match err.sql_err() {
                 Some(SqlErr::UniqueConstraintViolation(_)) => {
                     StorageError::SquadNumberTaken(details.squad_number.get())
                 }
-                _ => StorageError::Database(err),
+                _ => StorageError::from(err),
             })?;
         Ok(result.rows_affected > 0)
     }
@@ -106,6 +122,7 @@ impl PlayerRepository {
         let result = player::Entity::delete_many()
             .filter(player::Column::SquadNumber.eq(i32::from(number.get())))
             .exec(&self.db)
+            .instrument(self.span("DELETE players"))
             .await?;
         Ok(result.rows_affected > 0)
     }

@@ -7,19 +7,33 @@ run.sh generates the packages `auth_server_client` and `players_api_client` into
 folder on PYTHONPATH, then runs this file. Both clients raise on any status the spec does not
 list (`raise_on_unexpected_status`). Environment: AUTH_URL, API_URL, WRITER
 (client_id:client_secret with players:write), READER (without it), SQUAD_NUMBER (free in the
-seeded squad).
+seeded squad), KEYED_CLIENT (a private_key_jwt client with players:write; the server requires
+DPoP nonces) and KEYED_KEY_FILE (its RS256 private key, PEM; kid = its RFC 7638 thumbprint).
+
+The same SDK carries a client without a secret: `client_assertion` in the token request and
+the `DPoP` header parameter, the server's `use_dpop_nonce` seen as a typed error.
 """
 
 import base64
 import datetime
 import os
 import sys
+import time
+import uuid
 from http import HTTPStatus
 from typing import Any
 
 from auth_server_client import AuthenticatedClient as AuthServerClient
+from auth_server_client import Client as AuthServerAnonymousClient
 from auth_server_client.api.oauth import issue_token
-from auth_server_client.models import AccessTokenResponse, OAuthError, OAuthErrorCode, TokenRequest
+from auth_server_client.models import (
+    AccessTokenResponse,
+    OAuthError,
+    OAuthErrorCode,
+    TokenRequest,
+)
+from joserfc import jwt
+from joserfc.jwk import ECKey, RSAKey
 from players_api_client import AuthenticatedClient, Client
 from players_api_client.api.players import (
     create_player,
@@ -253,8 +267,86 @@ def main() -> int:
         twice.parsed,
     )
 
+    secretless()
+
     print(f"python sdk: {passed} passed, {failed} failed")
     return 0 if failed == 0 else 1
+
+
+def secretless() -> None:
+    """private_key_jwt (RS256, signed with joserfc) and a DPoP proof through the generated SDK."""
+    print("  a client without a secret (private_key_jwt, DPoP) through the same SDK")
+    client_id = os.environ["KEYED_CLIENT"]
+    with open(os.environ["KEYED_KEY_FILE"], "rb") as pem:
+        key = RSAKey.import_key(pem.read())
+    anonymous = AuthServerAnonymousClient(base_url=AUTH_URL, raise_on_unexpected_status=True)
+    token_url = f"{AUTH_URL}/auth/token"
+
+    def request(dpop: str | None = None):
+        now = int(time.time())
+        assertion = jwt.encode(
+            {"alg": "RS256", "typ": "JWT", "kid": key.thumbprint()},
+            {
+                "iss": client_id,
+                "sub": client_id,
+                "aud": token_url,
+                "iat": now,
+                "exp": now + 60,
+                "jti": str(uuid.uuid4()),
+            },
+            key,
+        )
+        body = TokenRequest(
+            grant_type="client_credentials",
+            client_assertion_type="urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            client_assertion=assertion,
+        )
+        if dpop is None:
+            return issue_token.sync_detailed(client=anonymous, body=body)
+        # openapi-python-client names the `DPoP` header parameter `d_po_p`.
+        return issue_token.sync_detailed(client=anonymous, body=body, d_po_p=dpop)
+
+    plain = request()
+    check(
+        "issue_token with client_assertion (private_key_jwt): 200 and a Bearer token",
+        plain.status_code == HTTPStatus.OK
+        and isinstance(plain.parsed, AccessTokenResponse)
+        and plain.parsed.token_type == "Bearer",
+        plain.parsed,
+    )
+
+    dpop_key = ECKey.generate_key("P-256")
+    public_jwk = dpop_key.as_dict(private=False)
+
+    def proof(nonce: str | None = None) -> str:
+        claims = {
+            "htm": "POST",
+            "htu": token_url,
+            "iat": int(time.time()),
+            "jti": str(uuid.uuid4()),
+        }
+        if nonce:
+            claims["nonce"] = nonce
+        return jwt.encode({"alg": "ES256", "typ": "dpop+jwt", "jwk": public_jwk}, claims, dpop_key)
+
+    first = request(proof())
+    nonce = first.headers.get("dpop-nonce")
+    check(
+        "with a DPoP proof and no nonce: typed 400 use_dpop_nonce and a DPoP-Nonce header",
+        first.status_code == HTTPStatus.BAD_REQUEST
+        and isinstance(first.parsed, OAuthError)
+        and first.parsed.error == OAuthErrorCode.USE_DPOP_NONCE
+        and bool(nonce),
+        first.parsed,
+    )
+    bound = request(proof(nonce))
+    check(
+        "again with the nonce: 200 and token_type DPoP",
+        bound.status_code == HTTPStatus.OK
+        and isinstance(bound.parsed, AccessTokenResponse)
+        and bound.parsed.token_type == "DPoP",
+        bound.parsed,
+    )
 
 
 if __name__ == "__main__":

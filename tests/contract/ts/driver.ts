@@ -3,11 +3,20 @@
 // players listed, one created, replaced and deleted, and 400/401/403/404/409/422 seen as the
 // typed errors the spec promises.
 //
+// The same SDKs carry a client without a secret: a `private_key_jwt` assertion in the token
+// request body, a `DPoP` proof header (the server's `use_dpop_nonce` seen as a typed error with
+// its `DPoP-Nonce`), and a write with `Authorization: DPoP` and a proof.
+//
 // run.sh generates the SDKs into ./gen (in a temporary copy of this folder), type-checks this
 // file against them with tsc, then runs it with tsx. Environment: AUTH_URL, API_URL,
 // WRITER (client_id:client_secret with players:write), READER (without it), SQUAD_NUMBER
-// (free in the seeded squad).
+// (free in the seeded squad), KEYED_CLIENT (a dpop_bound private_key_jwt client allowed
+// players:write; the server requires DPoP nonces) and KEYED_KEY_FILE (its ES256 private key,
+// PKCS #8 PEM, kid = RFC 7638 thumbprint).
 
+import { createHash, createPrivateKey, generateKeyPairSync, randomUUID, sign } from 'node:crypto';
+import type { KeyObject } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { createClient as createAuthClient } from './gen/auth/client';
 import { issueToken } from './gen/auth/sdk.gen';
 import type { OAuthError } from './gen/auth/types.gen';
@@ -33,6 +42,8 @@ const API_URL = env('API_URL');
 const WRITER = env('WRITER');
 const READER = env('READER');
 const SQUAD_NUMBER = Number(env('SQUAD_NUMBER'));
+const KEYED_CLIENT = env('KEYED_CLIENT');
+const KEYED_KEY_FILE = env('KEYED_KEY_FILE');
 
 let passed = 0;
 let failed = 0;
@@ -275,8 +286,116 @@ async function main(): Promise<void> {
     twice.error,
   );
 
+  await secretless();
+
   console.log(`typescript sdk: ${passed} passed, ${failed} failed`);
   process.exitCode = failed === 0 ? 0 : 1;
+}
+
+// ---- a client without a secret, through the same SDKs -----------------------------------
+
+const b64 = (value: string | Buffer): string => Buffer.from(value).toString('base64url');
+
+function thumbprint(jwk: Record<string, unknown>): string {
+  const { crv, kty, x, y } = jwk;
+  return createHash('sha256').update(JSON.stringify({ crv, kty, x, y })).digest('base64url');
+}
+
+function jws(key: KeyObject, header: object, claims: object): string {
+  const input = `${b64(JSON.stringify(header))}.${b64(JSON.stringify(claims))}`;
+  const signature = sign('sha256', Buffer.from(input), { key, dsaEncoding: 'ieee-p1363' });
+  return `${input}.${signature.toString('base64url')}`;
+}
+
+const now = (): number => Math.floor(Date.now() / 1000);
+
+async function secretless(): Promise<void> {
+  console.log('  a client without a secret (private_key_jwt, DPoP) through the same SDKs');
+  const clientKey = createPrivateKey(readFileSync(KEYED_KEY_FILE));
+  const kid = thumbprint(clientKey.export({ format: 'jwk' }) as Record<string, unknown>);
+  const assertion = (): string =>
+    jws(
+      clientKey,
+      { alg: 'ES256', typ: 'JWT', kid },
+      { iss: KEYED_CLIENT, sub: KEYED_CLIENT, aud: AUTH_URL, iat: now(), exp: now() + 60, jti: randomUUID() },
+    );
+  const dpopKey = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey;
+  const { d: _private, ...dpopJwk } = dpopKey.export({ format: 'jwk' }) as Record<string, unknown>;
+  const proof = (htm: string, htu: string, extra: Record<string, string> = {}): string =>
+    jws(dpopKey, { typ: 'dpop+jwt', alg: 'ES256', jwk: dpopJwk }, { htm, htu, iat: now(), jti: randomUUID(), ...extra });
+  const tokenUrl = `${AUTH_URL}/auth/token`;
+  const request = (nonce?: string) =>
+    issueToken({
+      client: authClient,
+      headers: { DPoP: proof('POST', tokenUrl, nonce ? { nonce } : {}) },
+      body: {
+        grant_type: 'client_credentials',
+        client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
+        client_assertion: assertion(),
+      },
+    });
+
+  const first = await request();
+  const nonce = first.response.headers.get('dpop-nonce') ?? undefined;
+  check(
+    'issueToken with client_assertion and a DPoP proof, no nonce: typed 400 use_dpop_nonce with DPoP-Nonce',
+    first.response.status === 400 && first.error?.error === 'use_dpop_nonce' && nonce !== undefined,
+    first.error,
+  );
+  const bound = await request(nonce);
+  check(
+    'again with the nonce: 200, token_type DPoP, cnf.jkt of the proof key',
+    bound.response.status === 200 &&
+      bound.data?.token_type === 'DPoP' &&
+      JSON.parse(Buffer.from((bound.data?.access_token ?? '..').split('.')[1], 'base64url').toString() || '{}')
+        .cnf?.jkt === thumbprint(dpopJwk),
+    bound.error ?? bound.data?.token_type,
+  );
+  const accessToken = bound.data?.access_token ?? '';
+  const ath = createHash('sha256').update(accessToken).digest('base64url');
+
+  const player: PlayerInput = {
+    firstName: 'Sdk',
+    lastName: 'Keyholder',
+    squadNumber: SQUAD_NUMBER,
+    position: 'Goalkeeper',
+    abbrPosition: 'GK',
+    dateOfBirth: '2000-10-10',
+    starting11: false,
+  };
+  const created = await createPlayer({
+    client: playersClient,
+    headers: {
+      Authorization: `DPoP ${accessToken}`,
+      DPoP: proof('POST', `${API_URL}/players`, { ath }),
+    },
+    body: player,
+  });
+  check(
+    'createPlayer with Authorization: DPoP and a proof: 201',
+    created.response.status === 201 && created.data?.squadNumber === SQUAD_NUMBER,
+    created.error,
+  );
+  const asBearer = await deletePlayer({
+    client: playersClient,
+    auth: accessToken,
+    path: { squadNumber: SQUAD_NUMBER },
+  });
+  check(
+    'the bound token as Bearer (the SDK\'s auth): typed 401 with a DPoP challenge',
+    asBearer.response.status === 401 &&
+      (asBearer.response.headers.get('www-authenticate') ?? '').startsWith('DPoP '),
+    asBearer.error,
+  );
+  const deleted = await deletePlayer({
+    client: playersClient,
+    headers: {
+      Authorization: `DPoP ${accessToken}`,
+      DPoP: proof('DELETE', `${API_URL}/players/squadnumber/${SQUAD_NUMBER}`, { ath }),
+    },
+    path: { squadNumber: SQUAD_NUMBER },
+  });
+  check('deletePlayer with a fresh proof: 204', deleted.response.status === 204, deleted.error);
 }
 
 main().catch((err: unknown) => {

@@ -15,6 +15,16 @@ pub struct Model {
     pub audiences: String,
     /// Space-separated.
     pub grant_types: String,
+    /// `client_secret`, `private_key_jwt` or `federated`.
+    pub auth_method: String,
+    /// `private_key_jwt`: the client's public keys, a JWKS document (or `jwks_uri`).
+    pub jwks: Option<String>,
+    pub jwks_uri: Option<String>,
+    /// `federated`: the trusted issuer and subject of the one external identity.
+    pub federated_issuer: Option<String>,
+    pub federated_subject: Option<String>,
+    /// Its access tokens must be DPoP-bound.
+    pub dpop_bound: bool,
     pub created_at: i64,
     pub updated_at: i64,
 }

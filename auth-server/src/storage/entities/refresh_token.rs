@@ -22,6 +22,10 @@ pub struct Model {
     /// Set when exchanged for a new pair: presenting it again is reuse.
     pub used_at: Option<i64>,
     pub revoked_at: Option<i64>,
+    /// The `jti` of the access token issued with this refresh token: revoking the chain
+    /// revokes it too (introspection then says it is inactive).
+    pub access_jti: Option<String>,
+    pub access_expires_at: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

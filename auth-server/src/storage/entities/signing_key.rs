@@ -8,7 +8,7 @@ pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub kid: String,
     pub alg: String,
-    /// `pending`, `active` or `retired`; at most one row is `active` (a partial unique index).
+    /// `pending`, `active`, `retired` or `revoked`; at most one row is `active` (a partial unique index).
     pub state: String,
     /// The private JWK sealed as a JWE (`dir`, `A256GCM`) under the key-encryption key.
     pub private_key: String,
@@ -18,6 +18,10 @@ pub struct Model {
     pub activate_at: i64,
     pub activated_at: Option<i64>,
     pub retired_at: Option<i64>,
+    /// HMAC of kid, alg, private_key and public_jwk under a key derived from the
+    /// key-encryption key; NULL only on rows from before it existed, until an instance
+    /// holding the key-encryption key checks them.
+    pub mac: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
