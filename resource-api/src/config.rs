@@ -152,6 +152,7 @@ impl Settings {
         config.public_url = Some(self.public_url());
         config.require_dpop = self.require_dpop;
         config.dpop_max_age = Duration::from_secs(self.dpop_max_age_secs);
+        config.scopes_supported = crate::api::scopes();
         config
     }
 }

@@ -159,6 +159,11 @@ pub fn challenge(response: &Response) -> String {
         .unwrap_or_default()
 }
 
+/// What the players API's challenges end with: its RFC 9728 metadata at the default
+/// `public_url` (`http://localhost:9001`), which these tests leave as it is.
+pub const RESOURCE_METADATA: &str =
+    r#", resource_metadata="http://localhost:9001/.well-known/oauth-protected-resource""#;
+
 /// Asserts an RFC 6750 `invalid_token` answer.
 pub async fn assert_invalid_token(response: Response, why: &str) {
     assert_eq!(response.status(), 401, "{why}");

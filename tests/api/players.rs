@@ -5,8 +5,8 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::api_helpers::{
-    ResourceApi, assert_invalid_token, challenge, new_player, spawn_resource_api,
-    spawn_resource_api_with,
+    RESOURCE_METADATA, ResourceApi, assert_invalid_token, challenge, new_player,
+    spawn_resource_api, spawn_resource_api_with,
 };
 use crate::helpers::{AuthServer, READER_ID, READER_SECRET, TestDb, spawn_auth_server};
 
@@ -183,10 +183,58 @@ async fn writes_without_a_token_are_401_with_a_bare_bearer_challenge() {
 
     for response in responses {
         assert_eq!(response.status(), 401);
-        assert_eq!(challenge(&response), r#"Bearer realm="players-api""#);
+        assert_eq!(
+            challenge(&response),
+            format!(r#"Bearer realm="players-api"{RESOURCE_METADATA}"#)
+        );
     }
     assert_eq!(api.player(10).await.unwrap()["lastName"], "Messi");
     assert!(api.player(30).await.is_none());
+}
+
+/// A client that knows only the API finds its issuer: the metadata the challenges name
+/// (RFC 9728) lists the auth-server, whose own metadata (RFC 8414) gives the token endpoint
+/// that issues tokens the API accepts.
+#[tokio::test]
+async fn the_protected_resource_metadata_leads_a_client_to_the_issuer() {
+    let Services {
+        auth,
+        api,
+        _auth_db,
+    } = services().await;
+
+    let response = api.get("/.well-known/oauth-protected-resource").await;
+    assert_eq!(response.status(), 200);
+    let document: Value = response.json().await.unwrap();
+    assert_eq!(document["resource"], "http://localhost:9001");
+    assert_eq!(document["scopes_supported"], json!(["players:write"]));
+    assert_eq!(document["bearer_methods_supported"], json!(["header"]));
+    let issuer = document["authorization_servers"][0].as_str().unwrap();
+    assert_eq!(
+        document["authorization_servers"].as_array().unwrap().len(),
+        1
+    );
+
+    let metadata: Value = api
+        .http
+        .get(format!(
+            "{}/.well-known/oauth-authorization-server",
+            auth.address
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(metadata["issuer"], issuer);
+    let token_endpoint = metadata["token_endpoint"].as_str().unwrap();
+    assert!(token_endpoint.ends_with("/auth/token"), "{token_endpoint}");
+    let token = auth.access_token().await;
+    assert_eq!(
+        api.create(Some(&token), &new_player(33)).await.status(),
+        201
+    );
 }
 
 #[tokio::test]
@@ -242,7 +290,9 @@ async fn a_token_without_players_write_is_403_insufficient_scope() {
         assert_eq!(response.status(), 403);
         assert_eq!(
             challenge(&response),
-            r#"Bearer realm="players-api", error="insufficient_scope", scope="players:write""#
+            format!(
+                r#"Bearer realm="players-api", error="insufficient_scope", scope="players:write"{RESOURCE_METADATA}"#
+            )
         );
         let body: Value = response.json().await.unwrap();
         assert_eq!(body["error"], "insufficient_scope");

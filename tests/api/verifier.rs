@@ -165,7 +165,10 @@ async fn a_token_for_another_audience_is_401_invalid_token() {
 
     assert_eq!(
         crate::api_helpers::challenge(&response),
-        r#"Bearer realm="players-api", error="invalid_token", error_description="token is not meant for this audience""#
+        format!(
+            r#"Bearer realm="players-api", error="invalid_token", error_description="token is not meant for this audience"{}"#,
+            crate::api_helpers::RESOURCE_METADATA
+        )
     );
     assert_invalid_token(response, "another audience").await;
 }
@@ -185,7 +188,10 @@ async fn an_expired_token_is_401_invalid_token() {
 
     assert_eq!(
         crate::api_helpers::challenge(&response),
-        r#"Bearer realm="players-api", error="invalid_token", error_description="token has expired""#
+        format!(
+            r#"Bearer realm="players-api", error="invalid_token", error_description="token has expired"{}"#,
+            crate::api_helpers::RESOURCE_METADATA
+        )
     );
     assert_invalid_token(response, "expired").await;
     assert!(api.player(52).await.is_some());

@@ -412,7 +412,7 @@ start players-api "$TMP/players-api.log" env API_BIND="127.0.0.1:$PLAYERS_PORT" 
   API_PUBLIC_URL="$GW" API_AUDIENCE=players-api API_DATABASE_URL="sqlite://$TMP/players.sqlite?mode=rwc" \
   API_JWKS_COOLDOWN_SECS=1 API_OTLP_ENDPOINT="$OTLP" NO_COLOR=1 "$BIN/resource-api" serve
 start scouting-api "$TMP/scouting-api.log" env API_BIND="127.0.0.1:$SCOUTING_PORT" API_ISSUER="$GW" \
-  API_AUDIENCE=scouting-api API_DATABASE_URL="sqlite://$TMP/scouting.sqlite?mode=rwc" \
+  API_PUBLIC_URL="$GW/scouting" API_AUDIENCE=scouting-api API_DATABASE_URL="sqlite://$TMP/scouting.sqlite?mode=rwc" \
   API_JWKS_COOLDOWN_SECS=1 API_OTLP_ENDPOINT="$OTLP" NO_COLOR=1 "$BIN/resource-api" serve
 wait_ready players-api "http://127.0.0.1:$PLAYERS_PORT/health/ready"
 wait_ready scouting-api "http://127.0.0.1:$SCOUTING_PORT/health/ready"
@@ -607,9 +607,32 @@ done
 rejects /scouting "${PLAYERS_TOKEN[auth-1]}" scouting-api "/scouting refuses a players-api token"
 rejects "" "${SCOUTING_TOKEN[auth-2]}" players-api "/players refuses a scouting-api token"
 gw POST /players -H 'Content-Type: application/json' -d '{}'
-expect "$STATUS $(header WWW-Authenticate)" '401 Bearer realm="players-api"' "/players without a token: 401, a bare Bearer challenge"
+expect "$STATUS $(header WWW-Authenticate)" \
+  "401 Bearer realm=\"players-api\", resource_metadata=\"$GW/.well-known/oauth-protected-resource\"" \
+  "/players without a token: 401, a Bearer challenge naming the API's RFC 9728 metadata"
 gw GET /scouting/players
 expect "$STATUS $(jq length "$TMP/body")" "200 26" "GET /scouting/players (prefix stripped) lists the 26 seeded players"
+
+step "RFC 9728: each API's protected-resource metadata at the public address its challenges name"
+# metadata_of PREFIX NAME: the challenge of a write without a token at PREFIX names a metadata URL
+# on the gateway; that URL answers with the API's public URL as `resource` and the issuer.
+metadata_of() {
+  local prefix=$1 name=$2 url
+  gw POST "$prefix/players" -H 'Content-Type: application/json' -d '{}'
+  url=$(header WWW-Authenticate | sed -nE 's/.*resource_metadata="([^"]+)".*/\1/p')
+  [[ $url == "$GW/.well-known/oauth-protected-resource$prefix" ]] ||
+    fail "$name: the challenge names '$url' ($(header WWW-Authenticate))"
+  gw GET "${url#"$GW"}"
+  [[ $STATUS == 200 ]] || fail "$name: GET $url answered $STATUS $(body)"
+  expect "$(jq -c '[.resource, .authorization_servers, .scopes_supported, .bearer_methods_supported]' "$TMP/body")" \
+    "[\"$GW$prefix\",[\"$GW\"],[\"players:write\"],[\"header\"]]" \
+    "$name: the challenge names $url; it gives resource $GW$prefix and the issuer $GW"
+}
+metadata_of "" "players API"
+metadata_of /scouting "scouting API (under /scouting: the path-suffixed well-known URL)"
+gw GET /.well-known/oauth-authorization-server
+expect "$STATUS $(jq -r .issuer "$TMP/body")" "200 $GW" \
+  "/.well-known/oauth-authorization-server still reaches the issuer"
 
 # ---------------------------------------------------------------------------------------------
 step "DPoP through the gateway: proofs name the public URLs, not the addresses behind it"

@@ -32,6 +32,7 @@
 //! `Extension<VerifiedClaims>`.
 
 use std::{
+    convert::Infallible,
     future::Future,
     marker::PhantomData,
     ops::Deref,
@@ -48,7 +49,9 @@ use http::{HeaderValue, Request, Response, header, request::Parts};
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::{BearerRejection, RequestParts, TokenVerifier, VerifiedClaims};
+use crate::{
+    BearerRejection, ProtectedResourceMetadata, RequestParts, TokenVerifier, VerifiedClaims,
+};
 
 /// A scope an operation requires, named as the issuer grants it.
 pub trait Scope: Send + Sync + 'static {
@@ -65,6 +68,7 @@ pub trait Scope: Send + Sync + 'static {
 pub struct Bearer {
     claims: VerifiedClaims,
     realm: Arc<str>,
+    resource_metadata: Option<Arc<str>>,
 }
 
 impl Bearer {
@@ -75,7 +79,8 @@ impl Bearer {
         } else {
             Err(
                 BearerRejection::insufficient_scope(Arc::clone(&self.realm), scope)
-                    .with_scheme(self.claims.scheme()),
+                    .with_scheme(self.claims.scheme())
+                    .with_resource_metadata(self.resource_metadata.clone()),
             )
         }
     }
@@ -107,15 +112,21 @@ where
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let verifier = TokenVerifier::from_ref(state);
         let realm = verifier.realm();
+        let resource_metadata = verifier.resource_metadata_url();
         if let Some(claims) = parts.extensions.get::<VerifiedClaims>() {
             return Ok(Self {
                 claims: claims.clone(),
                 realm,
+                resource_metadata,
             });
         }
         let claims = verifier.authenticate(RequestParts::of_parts(parts)).await?;
         parts.extensions.insert(claims.clone());
-        Ok(Self { claims, realm })
+        Ok(Self {
+            claims,
+            realm,
+            resource_metadata,
+        })
     }
 }
 
@@ -195,6 +206,70 @@ fn rejection_response<B: From<String>>(rejection: &BearerRejection) -> Response<
     response
 }
 
+/// The API's RFC 9728 protected-resource metadata for this request (see
+/// [`TokenVerifier::protected_resource_metadata`]): an extractor (the verifier comes from the
+/// router state) and the response that serves it. Route it with
+/// [`protected_resource_metadata`].
+pub struct ResourceMetadata(pub Option<ProtectedResourceMetadata>);
+
+impl<S> FromRequestParts<S> for ResourceMetadata
+where
+    TokenVerifier: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Infallible> {
+        let verifier = TokenVerifier::from_ref(state);
+        Ok(Self(verifier.protected_resource_metadata(
+            &RequestParts::of_parts(parts),
+        )))
+    }
+}
+
+/// 200 with the JSON document (cacheable for 5 minutes), or 400 `invalid_request` when no
+/// public URL is configured and the request names no host.
+impl IntoResponse for ResourceMetadata {
+    fn into_response(self) -> axum_core::response::Response {
+        let (status, body, cache) = match self.0 {
+            Some(document) => (
+                http::StatusCode::OK,
+                serde_json::to_string(&document).unwrap_or_default(),
+                Some("public, max-age=300"),
+            ),
+            None => (
+                http::StatusCode::BAD_REQUEST,
+                serde_json::json!({
+                    "error": "invalid_request",
+                    "error_description":
+                        "the request names no host and no public URL is configured",
+                })
+                .to_string(),
+                None,
+            ),
+        };
+        let mut response = axum_core::response::Response::new(body.into());
+        *response.status_mut() = status;
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        if let Some(cache) = cache {
+            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
+        }
+        response
+    }
+}
+
+/// The handler of `GET /.well-known/oauth-protected-resource`:
+/// `.route(resource_metadata::WELL_KNOWN_PATH, get(protected_resource_metadata))`. Behind a
+/// gateway that serves the API under a path, the gateway maps the path-suffixed well-known URL
+/// (RFC 9728 §3.1) to this one.
+pub async fn protected_resource_metadata(metadata: ResourceMetadata) -> ResourceMetadata {
+    metadata
+}
+
 /// A tower layer that lets through only requests with a good bearer token (and the scope,
 /// when [`require_scope`](Self::require_scope) names one), and puts their
 /// [`VerifiedClaims`] into the request extensions. Others get the RFC 6750 answer without
@@ -268,8 +343,7 @@ where
                 .await
                 .and_then(|claims| match scope {
                     Some(scope) if !claims.has_scope(scope) => {
-                        Err(BearerRejection::insufficient_scope(verifier.realm(), scope)
-                            .with_scheme(claims.scheme()))
+                        Err(verifier.insufficient_scope(&claims, scope))
                     }
                     _ => Ok(claims),
                 });

@@ -24,9 +24,21 @@ pub struct VerifiedClaims {
     /// `cnf.jkt` (RFC 9449 §6.1): the thumbprint of the key a DPoP-bound token is bound to.
     /// A bound token is accepted only with a proof signed by that key.
     pub dpop_jkt: Option<String>,
+    /// `act` (RFC 8693 §4.1): who acts for the subject, the current actor first, then the
+    /// actors before it (each exchange in a chain nests the previous `act`). Empty when the
+    /// caller acts for itself.
+    pub actors: Vec<String>,
 }
 
+/// Deepest `act` chain accepted: a chain of exchanges longer than this is not a real one.
+const MAX_ACTORS: usize = 8;
+
 impl VerifiedClaims {
+    /// The party acting for the subject (`act.sub`), if the token came from a token exchange.
+    pub fn actor(&self) -> Option<&str> {
+        self.actors.first().map(String::as_str)
+    }
+
     /// Whether the token is DPoP-bound (and was presented with a valid proof of its key).
     pub fn is_dpop_bound(&self) -> bool {
         self.dpop_jkt.is_some()
@@ -110,7 +122,27 @@ impl ClaimRules<'_> {
             jti,
             expires_at,
             dpop_jkt,
+            actors: actors(claims.get("act"))?,
         })
+    }
+}
+
+/// The `sub`s of a nested `act` claim, outermost first. Each level must be an object with a
+/// non-empty string `sub`; at most [`MAX_ACTORS`] levels.
+fn actors(mut act: Option<&Value>) -> Result<Vec<String>, VerifyError> {
+    let mut actors = Vec::new();
+    loop {
+        match act {
+            None | Some(Value::Null) => return Ok(actors),
+            Some(Value::Object(level)) if actors.len() < MAX_ACTORS => match level.get("sub") {
+                Some(Value::String(sub)) if !sub.is_empty() => {
+                    actors.push(sub.clone());
+                    act = level.get("act");
+                }
+                _ => return Err(VerifyError::InvalidClaim("act")),
+            },
+            Some(_) => return Err(VerifyError::InvalidClaim("act")),
+        }
     }
 }
 
@@ -206,6 +238,34 @@ mod tests {
         assert!(!verified.has_scope("players"));
         assert_eq!(verified.jti.as_deref(), Some("2f0f7f7e"));
         assert_eq!(verified.expires_at, NOW + 3600);
+    }
+
+    #[test]
+    fn a_nested_act_claim_lists_the_actors_current_first() {
+        let mut value = claims();
+        value["act"] = json!({"sub": "players-api", "act": {"sub": "gateway"}});
+        let verified = check(value).unwrap();
+        assert_eq!(verified.actors, ["players-api", "gateway"]);
+        assert_eq!(verified.actor(), Some("players-api"));
+
+        assert_eq!(check(claims()).unwrap().actor(), None);
+        for bad in [
+            json!("players-api"),
+            json!({"client_id": "players-api"}),
+            json!({"sub": ""}),
+            json!({"sub": "a", "act": "b"}),
+        ] {
+            let mut value = claims();
+            value["act"] = bad.clone();
+            assert_eq!(check(value), Err(VerifyError::InvalidClaim("act")), "{bad}");
+        }
+        let mut deep = json!({"sub": "actor-9"});
+        for level in (1..=8).rev() {
+            deep = json!({"sub": format!("actor-{level}"), "act": deep});
+        }
+        let mut value = claims();
+        value["act"] = deep;
+        assert_eq!(check(value), Err(VerifyError::InvalidClaim("act")));
     }
 
     #[test]

@@ -41,6 +41,9 @@ pub struct VerifierConfig {
     pub dpop_max_age: Duration,
     /// Refuse tokens that are not DPoP-bound (RFC 9449 §7.1), instead of accepting both.
     pub require_dpop: bool,
+    /// The scopes the API's operations ask for, listed as `scopes_supported` in its RFC 9728
+    /// metadata. Empty leaves the field out.
+    pub scopes_supported: Vec<String>,
 }
 
 impl VerifierConfig {
@@ -60,6 +63,7 @@ impl VerifierConfig {
             public_url: None,
             dpop_max_age: Duration::from_secs(300),
             require_dpop: false,
+            scopes_supported: Vec::new(),
         }
     }
 

@@ -91,6 +91,7 @@ mod refetch;
 mod rejection;
 pub mod remote;
 mod request;
+pub mod resource_metadata;
 mod verifier;
 
 #[cfg(feature = "axum")]
@@ -111,4 +112,5 @@ pub use error::VerifyError;
 pub use openapi::OAuth2Bearer;
 pub use rejection::{BearerRejection, RejectionReason};
 pub use request::{RequestParts, Scheme};
+pub use resource_metadata::ProtectedResourceMetadata;
 pub use verifier::{TokenVerifier, VerifierStats};

@@ -32,7 +32,7 @@ use poem_openapi::{
 };
 
 pub use crate::rejection::{BearerRejection, RejectionReason};
-use crate::{RequestParts, TokenVerifier, VerifiedClaims};
+use crate::{ProtectedResourceMetadata, RequestParts, TokenVerifier, VerifiedClaims};
 
 /// The name of the security scheme in the spec's `components.securitySchemes`.
 pub const SECURITY_SCHEME: &str = "oauth2";
@@ -48,6 +48,7 @@ const TOKEN_URL_PLACEHOLDER: &str = "https://issuer.invalid/token";
 pub struct OAuth2Bearer<S> {
     outcome: Result<VerifiedClaims, BearerRejection>,
     realm: Arc<str>,
+    resource_metadata: Option<Arc<str>>,
     _scopes: PhantomData<fn() -> S>,
 }
 
@@ -61,7 +62,8 @@ impl<S: OAuthScopes> OAuth2Bearer<S> {
         } else {
             Err(
                 BearerRejection::insufficient_scope(Arc::clone(&self.realm), scope.name())
-                    .with_scheme(claims.scheme()),
+                    .with_scheme(claims.scheme())
+                    .with_resource_metadata(self.resource_metadata.clone()),
             )
         }
     }
@@ -125,6 +127,7 @@ impl<'a, S: OAuthScopes> ApiExtractor<'a> for OAuth2Bearer<S> {
         Ok(Self {
             outcome: authenticate(verifier, request).await,
             realm: verifier.realm(),
+            resource_metadata: verifier.resource_metadata_url(),
             _scopes: PhantomData,
         })
     }
@@ -163,6 +166,69 @@ impl ResponseError for BearerRejection {
                 .insert(header::WWW_AUTHENTICATE, challenge);
         }
         response
+    }
+}
+
+/// The API's RFC 9728 protected-resource metadata as an operation of its OpenAPI document
+/// (`GET /.well-known/oauth-protected-resource`): add `ProtectedResourceApi` to the service's
+/// APIs, with the [`TokenVerifier`] as data (as [`OAuth2Bearer`] needs anyway). Behind a
+/// gateway that serves the API under a path (`https://gw.example/scouting`), the gateway maps
+/// `/.well-known/oauth-protected-resource/scouting` to this path (RFC 9728 §3.1).
+pub struct ProtectedResourceApi;
+
+#[derive(poem_openapi::Tags)]
+enum MetadataTags {
+    /// RFC 9728 protected-resource metadata: which issuer protects this API.
+    Metadata,
+}
+
+#[derive(poem_openapi::ApiResponse)]
+enum MetadataResponse {
+    /// The metadata (RFC 9728 §3.2).
+    #[oai(status = 200)]
+    Ok(
+        poem_openapi::payload::Json<ProtectedResourceMetadata>,
+        #[oai(header = "Cache-Control")] String,
+    ),
+    /// No public URL is configured and the request names no host (an HTTP/1.0 request
+    /// without `Host`): there is no resource URL to publish.
+    #[oai(status = 400)]
+    NoHost(poem_openapi::payload::Json<MetadataError>),
+}
+
+/// Why there is no metadata document for this request.
+#[derive(poem_openapi::Object)]
+struct MetadataError {
+    /// `invalid_request`.
+    error: String,
+    error_description: String,
+}
+
+#[poem_openapi::OpenApi(tag = "MetadataTags::Metadata")]
+impl ProtectedResourceApi {
+    /// Which issuer protects this API, its scopes, and how to send tokens (RFC 9728).
+    #[oai(
+        path = "/.well-known/oauth-protected-resource",
+        method = "get",
+        operation_id = "protectedResourceMetadata"
+    )]
+    async fn metadata(
+        &self,
+        request: &Request,
+        verifier: poem::web::Data<&TokenVerifier>,
+    ) -> MetadataResponse {
+        let parts = RequestParts::new(request.method(), request.uri(), request.headers());
+        match verifier.protected_resource_metadata(&parts) {
+            Some(document) => MetadataResponse::Ok(
+                poem_openapi::payload::Json(document),
+                "public, max-age=300".into(),
+            ),
+            None => MetadataResponse::NoHost(poem_openapi::payload::Json(MetadataError {
+                error: "invalid_request".into(),
+                error_description: "the request names no host and no public URL is configured"
+                    .into(),
+            })),
+        }
     }
 }
 

@@ -15,6 +15,7 @@ pub struct BearerRejection {
     realm: Arc<str>,
     reason: RejectionReason,
     scheme: Scheme,
+    resource_metadata: Option<Arc<str>>,
 }
 
 /// The three answers of RFC 6750 §3, and RFC 9449's `invalid_dpop_proof`.
@@ -37,6 +38,7 @@ impl BearerRejection {
             realm,
             reason: RejectionReason::MissingToken,
             scheme: Scheme::Bearer,
+            resource_metadata: None,
         }
     }
 
@@ -45,6 +47,7 @@ impl BearerRejection {
             realm,
             reason: RejectionReason::InvalidToken(error),
             scheme: Scheme::Bearer,
+            resource_metadata: None,
         }
     }
 
@@ -53,6 +56,7 @@ impl BearerRejection {
             realm,
             reason: RejectionReason::InsufficientScope(scope),
             scheme: Scheme::Bearer,
+            resource_metadata: None,
         }
     }
 
@@ -62,6 +66,7 @@ impl BearerRejection {
             realm,
             reason: RejectionReason::InvalidDpopProof(error),
             scheme: Scheme::Dpop,
+            resource_metadata: None,
         }
     }
 
@@ -69,6 +74,18 @@ impl BearerRejection {
     pub fn with_scheme(mut self, scheme: Scheme) -> Self {
         self.scheme = scheme;
         self
+    }
+
+    /// The same answer naming the API's RFC 9728 metadata document in its challenge
+    /// (`resource_metadata="…"`, RFC 9728 §5.1); `None` names none.
+    pub fn with_resource_metadata(mut self, url: Option<Arc<str>>) -> Self {
+        self.resource_metadata = url;
+        self
+    }
+
+    /// The URL of the API's RFC 9728 metadata that the challenge names, if any.
+    pub fn resource_metadata(&self) -> Option<&str> {
+        self.resource_metadata.as_deref()
     }
 
     /// The scheme the challenge names.
@@ -119,7 +136,8 @@ impl BearerRejection {
     }
 
     /// The `WWW-Authenticate` challenge. A `DPoP` challenge also lists the proof algorithms
-    /// accepted (RFC 9449 §7.1).
+    /// accepted (RFC 9449 §7.1); with a metadata URL, it ends with `resource_metadata`
+    /// (RFC 9728 §5.1).
     pub fn www_authenticate(&self) -> String {
         let realm = &self.realm;
         let scheme = self.scheme.name();
@@ -137,6 +155,9 @@ impl BearerRejection {
         };
         if self.scheme == Scheme::Dpop {
             challenge.push_str(&format!(r#", algs="{}""#, dpop::algorithm_names()));
+        }
+        if let Some(url) = &self.resource_metadata {
+            challenge.push_str(&format!(r#", resource_metadata="{url}""#));
         }
         challenge
     }
@@ -234,6 +255,25 @@ mod tests {
                 .www_authenticate()
                 .starts_with(r#"DPoP realm="players-api", algs=""#)
         );
+    }
+
+    #[test]
+    fn a_metadata_url_ends_every_challenge() {
+        let url: Arc<str> =
+            Arc::from("https://players.example/.well-known/oauth-protected-resource");
+        let rejection =
+            BearerRejection::missing_token(realm()).with_resource_metadata(Some(Arc::clone(&url)));
+        assert_eq!(
+            rejection.www_authenticate(),
+            r#"Bearer realm="players-api", resource_metadata="https://players.example/.well-known/oauth-protected-resource""#
+        );
+        assert_eq!(rejection.resource_metadata(), Some(&*url));
+        let rejection = BearerRejection::invalid_dpop_proof(realm(), ProofError::Url)
+            .with_resource_metadata(Some(url));
+        assert!(rejection.www_authenticate().ends_with(&format!(
+            r#", algs="{}", resource_metadata="https://players.example/.well-known/oauth-protected-resource""#,
+            dpop::algorithm_names()
+        )));
     }
 
     #[test]

@@ -26,6 +26,7 @@ use crate::{
     refetch::UnknownKidGate,
     rejection::BearerRejection,
     request::{self, RequestParts, Scheme},
+    resource_metadata::{self, ProtectedResourceMetadata},
 };
 
 /// How long keys are cached when the issuer sends no `Cache-Control: max-age`.
@@ -57,6 +58,8 @@ struct Inner {
     config: VerifierConfig,
     /// The audience, shared by every rejection as the challenge's realm.
     realm: Arc<str>,
+    /// The RFC 9728 metadata URL that challenges name; only with a configured `public_url`.
+    resource_metadata_url: Option<Arc<str>>,
     metadata_url: Url,
     client: reqwest::Client,
     keys: RwLock<Arc<KeySet>>,
@@ -132,6 +135,12 @@ impl TokenVerifier {
         Ok(Self {
             inner: Arc::new(Inner {
                 realm: Arc::from(config.audience.as_str()),
+                resource_metadata_url: config
+                    .public_url
+                    .as_deref()
+                    .map(resource_metadata::resource_identifier)
+                    .and_then(|resource| resource_metadata::metadata_url(&resource))
+                    .map(Arc::from),
                 config,
                 metadata_url,
                 client,
@@ -176,6 +185,41 @@ impl TokenVerifier {
         Arc::clone(&self.inner.realm)
     }
 
+    /// The URL of this API's RFC 9728 metadata, named by its challenges: known only when
+    /// [`public_url`](VerifierConfig::public_url) is configured (a URL rebuilt from a request's
+    /// `Host` is not one to hand to every client).
+    pub fn resource_metadata_url(&self) -> Option<Arc<str>> {
+        self.inner.resource_metadata_url.clone()
+    }
+
+    /// The 403 `insufficient_scope` answer for a caller whose token lacks `scope`: challenged
+    /// with the scheme the token came with, naming this API's metadata like every other
+    /// rejection of this verifier. For handlers that check scopes themselves.
+    pub fn insufficient_scope(
+        &self,
+        claims: &VerifiedClaims,
+        scope: &'static str,
+    ) -> BearerRejection {
+        BearerRejection::insufficient_scope(self.realm(), scope)
+            .with_scheme(claims.scheme())
+            .with_resource_metadata(self.resource_metadata_url())
+    }
+
+    /// This API's RFC 9728 metadata document: `resource` is the configured
+    /// [`public_url`](VerifierConfig::public_url), or `http://{Host}` without one (development).
+    /// `None` when neither is known.
+    pub fn protected_resource_metadata(
+        &self,
+        request: &RequestParts<'_>,
+    ) -> Option<ProtectedResourceMetadata> {
+        let config = &self.inner.config;
+        let resource = match &config.public_url {
+            Some(public_url) => resource_metadata::resource_identifier(public_url),
+            None => request_origin(request)?,
+        };
+        Some(ProtectedResourceMetadata::new(config, resource))
+    }
+
     /// What this verifier has asked of its issuer so far.
     pub fn stats(&self) -> VerifierStats {
         let counters = &self.inner.counters;
@@ -199,6 +243,15 @@ impl TokenVerifier {
     /// [`dpop_max_age`](VerifierConfig::dpop_max_age), and never seen before by this process.
     /// A bound token sent as `Bearer` is refused, so a stolen one is useless without its key.
     pub async fn authenticate(
+        &self,
+        request: RequestParts<'_>,
+    ) -> Result<VerifiedClaims, BearerRejection> {
+        self.check_request(request)
+            .await
+            .map_err(|rejection| rejection.with_resource_metadata(self.resource_metadata_url()))
+    }
+
+    async fn check_request(
         &self,
         request: RequestParts<'_>,
     ) -> Result<VerifiedClaims, BearerRejection> {
@@ -301,21 +354,7 @@ impl TokenVerifier {
         let path = request.uri.path();
         let url = match &self.inner.config.public_url {
             Some(base) => format!("{}{}", base.trim_end_matches('/'), path),
-            None => {
-                let host = request
-                    .uri
-                    .authority()
-                    .map(|a| a.as_str().to_owned())
-                    .or_else(|| {
-                        request
-                            .headers
-                            .get(http::header::HOST)?
-                            .to_str()
-                            .ok()
-                            .map(str::to_owned)
-                    })?;
-                format!("http://{host}{path}")
-            }
+            None => format!("{}{path}", request_origin(request)?),
         };
         dpop::normalize_url(&url)
     }
@@ -545,6 +584,24 @@ fn unix_now() -> i64 {
         .map_or(0, |elapsed| {
             i64::try_from(elapsed.as_secs()).unwrap_or(i64::MAX)
         })
+}
+
+/// `http://{host}` from the request's URI or `Host` header: the API's address when no
+/// `public_url` is configured (development without a gateway).
+fn request_origin(request: &RequestParts<'_>) -> Option<String> {
+    let host = request
+        .uri
+        .authority()
+        .map(|a| a.as_str().to_owned())
+        .or_else(|| {
+            request
+                .headers
+                .get(http::header::HOST)?
+                .to_str()
+                .ok()
+                .map(str::to_owned)
+        })?;
+    Some(format!("http://{host}"))
 }
 
 #[cfg(test)]

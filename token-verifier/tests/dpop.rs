@@ -29,6 +29,8 @@ struct Api {
     issuer: TestIssuer,
     /// `http://127.0.0.1:port`
     address: String,
+    /// What every challenge ends with when the verifier knows its public URL (RFC 9728 §5.1).
+    metadata: String,
 }
 
 impl Api {
@@ -38,11 +40,21 @@ impl Api {
         let address = format!("http://{}", listener.local_addr().unwrap());
         let verifier: TokenVerifier =
             support::verifier_with(&issuer, |config| edit(config, &address)).await;
+        let metadata = match verifier.config().public_url {
+            Some(_) => {
+                format!(r#", resource_metadata="{address}/.well-known/oauth-protected-resource""#)
+            }
+            None => String::new(),
+        };
         let app = Router::new()
             .route("/api/players/{id}", post(write))
             .with_state(verifier);
         tokio::spawn(async move { axum::serve(listener, app).await });
-        Self { issuer, address }
+        Self {
+            issuer,
+            address,
+            metadata,
+        }
     }
 
     /// A verifier told its public URL (as behind a gateway).
@@ -77,11 +89,14 @@ impl Api {
     }
 }
 
-fn dpop_challenge(error: &str, description: &str) -> String {
-    format!(
-        r#"DPoP realm="players-api", error="{error}", error_description="{description}", algs="{}""#,
-        algorithm_names()
-    )
+impl Api {
+    fn dpop_challenge(&self, error: &str, description: &str) -> String {
+        format!(
+            r#"DPoP realm="players-api", error="{error}", error_description="{description}", algs="{}"{}"#,
+            algorithm_names(),
+            self.metadata
+        )
+    }
 }
 
 #[tokio::test]
@@ -111,7 +126,7 @@ async fn a_bound_token_sent_as_bearer_is_refused_so_a_stolen_one_is_useless() {
     assert_eq!(status, 401, "{body}");
     assert_eq!(
         challenge,
-        dpop_challenge(
+        api.dpop_challenge(
             "invalid_token",
             "token is DPoP-bound: send it with the DPoP scheme and a proof"
         )
@@ -199,7 +214,7 @@ async fn every_wrong_proof_is_401_invalid_dpop_proof() {
         assert_eq!(status, 401, "{why}: {body}");
         assert_eq!(
             challenge,
-            dpop_challenge("invalid_dpop_proof", description),
+            api.dpop_challenge("invalid_dpop_proof", description),
             "{why}"
         );
         let body: serde_json::Value = serde_json::from_str(&body).unwrap();
@@ -222,7 +237,7 @@ async fn a_proof_is_accepted_once() {
     assert_eq!((first, second), (200, 401));
     assert_eq!(
         challenge,
-        dpop_challenge("invalid_dpop_proof", "the DPoP proof was already used")
+        api.dpop_challenge("invalid_dpop_proof", "the DPoP proof was already used")
     );
 }
 
@@ -238,7 +253,7 @@ async fn an_unbound_token_is_not_accepted_as_dpop() {
     assert_eq!(status, 401);
     assert_eq!(
         challenge,
-        dpop_challenge("invalid_token", "token is not DPoP-bound")
+        api.dpop_challenge("invalid_token", "token is not DPoP-bound")
     );
     // As Bearer it is fine: DPoP is optional unless required.
     let (status, _, _) = api.post(Some(format!("Bearer {token}")), &[]).await;
@@ -258,14 +273,18 @@ async fn an_api_that_requires_dpop_refuses_bearer_tokens_and_challenges_with_dpo
     assert_eq!(status, 401);
     assert_eq!(
         challenge,
-        dpop_challenge("invalid_token", "token is not DPoP-bound")
+        api.dpop_challenge("invalid_token", "token is not DPoP-bound")
     );
 
     let (status, challenge, _) = api.post(None, &[]).await;
     assert_eq!(status, 401);
     assert_eq!(
         challenge,
-        format!(r#"DPoP realm="players-api", algs="{}""#, algorithm_names())
+        format!(
+            r#"DPoP realm="players-api", algs="{}"{}"#,
+            algorithm_names(),
+            api.metadata
+        )
     );
 
     let key = DpopKey::generate();
@@ -291,8 +310,9 @@ async fn a_bound_token_without_the_scope_is_403_with_a_dpop_challenge() {
     assert_eq!(
         challenge,
         format!(
-            r#"DPoP realm="players-api", error="insufficient_scope", scope="players:write", algs="{}""#,
-            algorithm_names()
+            r#"DPoP realm="players-api", error="insufficient_scope", scope="players:write", algs="{}"{}"#,
+            algorithm_names(),
+            api.metadata
         )
     );
 }

@@ -25,11 +25,9 @@ async fn poem_write(
 ) -> poem::Result<String> {
     let claims = authenticate(verifier, request).await?;
     if !claims.has_scope(WritePlayers::NAME) {
-        return Err(token_verifier::BearerRejection::insufficient_scope(
-            verifier.realm(),
-            WritePlayers::NAME,
-        )
-        .into());
+        return Err(verifier
+            .insufficient_scope(&claims, WritePlayers::NAME)
+            .into());
     }
     Ok(claims.subject)
 }

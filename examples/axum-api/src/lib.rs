@@ -8,7 +8,10 @@ mod notes;
 use std::{io, net::SocketAddr};
 
 use axum::{Router, routing::get};
-use token_verifier::{ConfigError, TokenVerifier, VerifierConfig};
+use token_verifier::{
+    ConfigError, TokenVerifier, VerifierConfig, axum::protected_resource_metadata,
+    resource_metadata::WELL_KNOWN_PATH,
+};
 
 pub use notes::WRITE_SCOPE;
 
@@ -23,6 +26,9 @@ pub struct Settings {
     pub audience: String,
     /// Where the issuer's keys are; discovered from its metadata when unset.
     pub jwks_url: Option<String>,
+    /// The API's URL as its clients call it (`https://gw.example/scouting`): the `resource` of
+    /// its RFC 9728 metadata, named by its challenges. Unset: `http://{Host}`, not named.
+    pub public_url: Option<String>,
 }
 
 impl Default for Settings {
@@ -32,13 +38,14 @@ impl Default for Settings {
             issuer: "http://localhost:9000".into(),
             audience: "scouting-api".into(),
             jwks_url: None,
+            public_url: None,
         }
     }
 }
 
 impl Settings {
-    /// The defaults, changed by `NOTES_BIND`, `NOTES_ISSUER`, `NOTES_AUDIENCE` and
-    /// `NOTES_JWKS_URL` where set.
+    /// The defaults, changed by `NOTES_BIND`, `NOTES_ISSUER`, `NOTES_AUDIENCE`,
+    /// `NOTES_JWKS_URL` and `NOTES_PUBLIC_URL` where set.
     pub fn from_env() -> Result<Self, StartupError> {
         let mut settings = Self::default();
         if let Ok(bind) = std::env::var("NOTES_BIND") {
@@ -54,12 +61,15 @@ impl Settings {
             settings.audience = audience;
         }
         settings.jwks_url = std::env::var("NOTES_JWKS_URL").ok();
+        settings.public_url = std::env::var("NOTES_PUBLIC_URL").ok();
         Ok(settings)
     }
 
     fn verifier_config(&self) -> VerifierConfig {
         let mut config = VerifierConfig::new(&self.issuer, &self.audience);
         config.jwks_url = self.jwks_url.clone();
+        config.public_url = self.public_url.clone();
+        config.scopes_supported = vec![WRITE_SCOPE.to_owned()];
         config
     }
 }
@@ -133,6 +143,7 @@ pub fn router(verifier: TokenVerifier) -> Router {
         .route("/notes", get(notes::list).post(notes::add))
         .route("/notes/{id}", get(notes::one))
         .route("/health/ready", get(notes::ready))
+        .route(WELL_KNOWN_PATH, get(protected_resource_metadata))
         .with_state(state)
 }
 

@@ -12,13 +12,15 @@ use poem::{Endpoint, EndpointExt, Response, Route, get, handler, http::Method, w
 use poem_openapi::OpenApiService;
 use service_kit::openapi::{DocumentInfo, describe, finish, with_docs};
 use service_kit::request::{AllowedMethods, BodyLimits, RequestContext};
-use token_verifier::TokenVerifier;
+use token_verifier::{TokenVerifier, openapi::ProtectedResourceApi};
+
+pub use players::scopes;
 
 pub use body::BodyLimit;
 
 use crate::{config::Settings, storage::PlayerRepository};
 
-type Apis = (players::PlayersApi, health::HealthApi);
+type Apis = (players::PlayersApi, health::HealthApi, ProtectedResourceApi);
 
 fn info(server: &str) -> DocumentInfo<'_> {
     DocumentInfo {
@@ -54,6 +56,7 @@ pub fn routes(
             players,
             verifier: verifier.clone(),
         },
+        ProtectedResourceApi,
     );
     let public_url = settings.public_url();
     let info = info(&public_url);

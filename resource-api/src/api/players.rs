@@ -30,6 +30,14 @@ pub enum PlayerScope {
 
 type Bearer = OAuth2Bearer<PlayerScope>;
 
+/// The scopes this API's operations ask for (its RFC 9728 `scopes_supported`).
+pub fn scopes() -> Vec<String> {
+    PlayerScope::meta()
+        .into_iter()
+        .map(|scope| scope.name.to_owned())
+        .collect()
+}
+
 pub struct PlayersApi {
     pub players: PlayerRepository,
 }
@@ -194,7 +202,8 @@ impl PlayersApi {
     }
 }
 
-/// Who changed which player: the audit line. Never the token.
+/// Who changed which player: the audit line, with the party acting for the subject when the
+/// token came from a token exchange (`act`, current actor first). Never the token.
 fn log_change(
     caller: &VerifiedClaims,
     action: &str,
@@ -204,6 +213,8 @@ fn log_change(
     tracing::info!(
         sub = %caller.subject,
         client_id = %caller.client_id,
+        actor = caller.actor(),
+        actor_chain = (caller.actors.len() > 1).then(|| caller.actors.join(" < ")),
         jti = caller.jti.as_deref(),
         squad_number = number.get(),
         player_id = id.into().map(tracing::field::display),

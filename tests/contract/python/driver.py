@@ -43,7 +43,8 @@ from players_api_client.api.players import (
     list_players,
     replace_player,
 )
-from players_api_client.models import Player, PlayerInput, Problem
+from players_api_client.api.metadata import protected_resource_metadata
+from players_api_client.models import Player, PlayerInput, Problem, ProtectedResourceMetadata
 from players_api_client.types import Unset
 
 AUTH_URL = os.environ["AUTH_URL"]
@@ -162,9 +163,23 @@ def main() -> int:
         anonymous.status_code == HTTPStatus.UNAUTHORIZED and isinstance(anonymous.parsed, Problem),
         anonymous.parsed,
     )
+    metadata_url = f"{API_URL}/.well-known/oauth-protected-resource"
     check(
-        "with the bare Bearer challenge",
-        anonymous.headers.get("www-authenticate") == 'Bearer realm="players-api"',
+        "with the bare Bearer challenge naming the API's RFC 9728 metadata",
+        anonymous.headers.get("www-authenticate")
+        == f'Bearer realm="players-api", resource_metadata="{metadata_url}"',
+    )
+    described = protected_resource_metadata.sync_detailed(client=anyone)
+    metadata = described.parsed
+    check(
+        "protected_resource_metadata: 200, naming this API, its issuer and its scopes",
+        described.status_code == HTTPStatus.OK
+        and isinstance(metadata, ProtectedResourceMetadata)
+        and metadata.resource == API_URL
+        and metadata.authorization_servers == [AUTH_URL]
+        and metadata.scopes_supported == ["players:write"]
+        and metadata.bearer_methods_supported == ["header"],
+        metadata,
     )
 
     forged = create_player.sync_detailed(
