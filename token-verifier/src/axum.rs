@@ -210,7 +210,12 @@ fn rejection_response<B: From<String>>(rejection: &BearerRejection) -> Response<
 /// [`TokenVerifier::protected_resource_metadata`]): an extractor (the verifier comes from the
 /// router state) and the response that serves it. Route it with
 /// [`protected_resource_metadata`].
-pub struct ResourceMetadata(pub Option<ProtectedResourceMetadata>);
+pub struct ResourceMetadata {
+    /// The document, or `None` when no public URL is configured and the request names no host.
+    pub document: Option<ProtectedResourceMetadata>,
+    /// The response's `Cache-Control` ([`TokenVerifier::metadata_cache_control`]).
+    pub cache_control: &'static str,
+}
 
 impl<S> FromRequestParts<S> for ResourceMetadata
 where
@@ -221,21 +226,22 @@ where
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Infallible> {
         let verifier = TokenVerifier::from_ref(state);
-        Ok(Self(verifier.protected_resource_metadata(
-            &RequestParts::of_parts(parts),
-        )))
+        Ok(Self {
+            document: verifier.protected_resource_metadata(&RequestParts::of_parts(parts)),
+            cache_control: verifier.metadata_cache_control(),
+        })
     }
 }
 
-/// 200 with the JSON document (cacheable for 5 minutes), or 400 `invalid_request` when no
-/// public URL is configured and the request names no host.
+/// 200 with the JSON document, or 400 `invalid_request` when no public URL is configured and
+/// the request names no host.
 impl IntoResponse for ResourceMetadata {
     fn into_response(self) -> axum_core::response::Response {
-        let (status, body, cache) = match self.0 {
+        let (status, body, cache) = match self.document {
             Some(document) => (
                 http::StatusCode::OK,
                 serde_json::to_string(&document).unwrap_or_default(),
-                Some("public, max-age=300"),
+                Some(self.cache_control),
             ),
             None => (
                 http::StatusCode::BAD_REQUEST,

@@ -264,6 +264,9 @@ mod tests {
             deep = json!({"sub": format!("actor-{level}"), "act": deep});
         }
         let mut value = claims();
+        value["act"] = deep["act"].clone();
+        assert_eq!(check(value).unwrap().actors.len(), 8, "eight levels pass");
+        let mut value = claims();
         value["act"] = deep;
         assert_eq!(check(value), Err(VerifyError::InvalidClaim("act")));
     }

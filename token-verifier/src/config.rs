@@ -105,6 +105,13 @@ impl VerifierConfig {
                     reason: "must have no query or fragment".into(),
                 });
             }
+            // It is published (RFC 9728 `resource`, challenges): never with credentials.
+            if !url.username().is_empty() || url.password().is_some() {
+                return Err(ConfigError::Invalid {
+                    key: "public_url",
+                    reason: "must have no user name or password".into(),
+                });
+            }
         }
         if self.dpop_max_age.is_zero() {
             return Err(ConfigError::Invalid {
@@ -193,6 +200,19 @@ mod tests {
             config.metadata_url().unwrap().as_str(),
             "https://gw.example/.well-known/oauth-authorization-server/tenant"
         );
+    }
+
+    #[test]
+    fn a_public_url_with_credentials_is_refused_because_it_is_published() {
+        let mut config = VerifierConfig::new("https://issuer.example", "a");
+        config.public_url = Some("https://user:pw@api.example".into());
+        let err = config.validate().unwrap_err().to_string();
+        assert!(
+            err.contains("public_url") && err.contains("user name"),
+            "{err}"
+        );
+        config.public_url = Some("https://api.example/scouting".into());
+        assert!(config.validate().is_ok());
     }
 
     #[test]

@@ -221,7 +221,7 @@ impl ProtectedResourceApi {
         match verifier.protected_resource_metadata(&parts) {
             Some(document) => MetadataResponse::Ok(
                 poem_openapi::payload::Json(document),
-                "public, max-age=300".into(),
+                verifier.metadata_cache_control().into(),
             ),
             None => MetadataResponse::NoHost(poem_openapi::payload::Json(MetadataError {
                 error: "invalid_request".into(),

@@ -32,6 +32,10 @@ pub enum RejectionReason {
     InvalidDpopProof(ProofError),
 }
 
+/// The constructors name no RFC 9728 metadata: the verifier adds it to what it returns
+/// ([`with_resource_metadata`](Self::with_resource_metadata)); a handler that checks scopes
+/// itself should answer [`TokenVerifier::insufficient_scope`](crate::TokenVerifier::insufficient_scope),
+/// which does too.
 impl BearerRejection {
     pub fn missing_token(realm: Arc<str>) -> Self {
         Self {

@@ -36,7 +36,9 @@ impl ProtectedResourceMetadata {
     pub fn new(config: &VerifierConfig, resource: String) -> Self {
         Self {
             resource,
-            authorization_servers: vec![config.issuer.clone()],
+            // The issuer as its own RFC 8414 metadata names it (no trailing `/`), which is
+            // what a client compares.
+            authorization_servers: vec![config.issuer_trimmed().to_owned()],
             scopes_supported: Some(config.scopes_supported.clone())
                 .filter(|scopes| !scopes.is_empty()),
             bearer_methods_supported: vec!["header".into()],
@@ -49,10 +51,23 @@ impl ProtectedResourceMetadata {
     }
 }
 
-/// The resource identifier for a configured public URL: the URL without a trailing `/`
-/// (`https://players.example`, `https://gw.example/scouting`).
-pub(crate) fn resource_identifier(public_url: &str) -> String {
-    public_url.trim_end_matches('/').to_owned()
+/// An absolute `http(s)` URL split into its origin (normalised: lower-case host, no default
+/// port) and its path without a trailing `/`.
+fn origin_and_path(url: &str) -> Option<(String, String)> {
+    let url = Url::parse(url).ok()?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        return None;
+    }
+    Some((
+        url.origin().ascii_serialization(),
+        url.path().trim_end_matches('/').to_owned(),
+    ))
+}
+
+/// The resource identifier for a configured public URL, in the same normal form as its
+/// metadata URL: `https://GW.example:443/scouting/` → `https://gw.example/scouting`.
+pub(crate) fn resource_identifier(public_url: &str) -> Option<String> {
+    origin_and_path(public_url).map(|(origin, path)| format!("{origin}{path}"))
 }
 
 /// RFC 9728 §3.1: the document's URL for `resource` is the well-known path inserted between
@@ -60,13 +75,7 @@ pub(crate) fn resource_identifier(public_url: &str) -> String {
 /// `https://gw.example/.well-known/oauth-protected-resource/scouting`. `None` for a value
 /// that is not an absolute `http(s)` URL.
 pub fn metadata_url(resource: &str) -> Option<String> {
-    let url = Url::parse(resource).ok()?;
-    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
-        return None;
-    }
-    let origin = url.origin().ascii_serialization();
-    let path = url.path().trim_end_matches('/');
-    Some(format!("{origin}{WELL_KNOWN_PATH}{path}"))
+    origin_and_path(resource).map(|(origin, path)| format!("{origin}{WELL_KNOWN_PATH}{path}"))
 }
 
 #[cfg(test)]
@@ -87,13 +96,21 @@ mod tests {
             metadata_url("http://127.0.0.1:8080/scouting").as_deref(),
             Some("http://127.0.0.1:8080/.well-known/oauth-protected-resource/scouting")
         );
+        assert_eq!(
+            metadata_url("https://GW.example:443/scouting/").as_deref(),
+            Some("https://gw.example/.well-known/oauth-protected-resource/scouting")
+        );
+        assert_eq!(
+            resource_identifier("https://GW.example:443/scouting/").as_deref(),
+            Some("https://gw.example/scouting")
+        );
         assert_eq!(metadata_url("players-api"), None);
         assert_eq!(metadata_url("ftp://players.example"), None);
     }
 
     #[test]
     fn the_document_names_the_issuer_scopes_and_dpop_rules() {
-        let mut config = VerifierConfig::new("https://auth.example", "players-api");
+        let mut config = VerifierConfig::new("https://auth.example/", "players-api");
         config.scopes_supported = vec!["players:write".into()];
         config.require_dpop = true;
         let document = serde_json::to_value(ProtectedResourceMetadata::new(

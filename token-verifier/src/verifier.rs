@@ -138,8 +138,7 @@ impl TokenVerifier {
                 resource_metadata_url: config
                     .public_url
                     .as_deref()
-                    .map(resource_metadata::resource_identifier)
-                    .and_then(|resource| resource_metadata::metadata_url(&resource))
+                    .and_then(resource_metadata::metadata_url)
                     .map(Arc::from),
                 config,
                 metadata_url,
@@ -214,10 +213,21 @@ impl TokenVerifier {
     ) -> Option<ProtectedResourceMetadata> {
         let config = &self.inner.config;
         let resource = match &config.public_url {
-            Some(public_url) => resource_metadata::resource_identifier(public_url),
+            Some(public_url) => resource_metadata::resource_identifier(public_url)?,
             None => request_origin(request)?,
         };
         Some(ProtectedResourceMetadata::new(config, resource))
+    }
+
+    /// How long the metadata may be cached: 5 minutes, publicly, when it comes from the
+    /// configuration; not at all when it was rebuilt from the request's `Host` (a shared cache
+    /// would hand one client's host to another).
+    pub fn metadata_cache_control(&self) -> &'static str {
+        if self.inner.config.public_url.is_some() {
+            "public, max-age=300"
+        } else {
+            "no-store"
+        }
     }
 
     /// What this verifier has asked of its issuer so far.
@@ -587,20 +597,22 @@ fn unix_now() -> i64 {
 }
 
 /// `http://{host}` from the request's URI or `Host` header: the API's address when no
-/// `public_url` is configured (development without a gateway).
+/// `public_url` is configured (development without a gateway). `None` without a host, or with
+/// one that is not a bare `host[:port]`.
 fn request_origin(request: &RequestParts<'_>) -> Option<String> {
-    let host = request
-        .uri
-        .authority()
-        .map(|a| a.as_str().to_owned())
-        .or_else(|| {
-            request
-                .headers
-                .get(http::header::HOST)?
-                .to_str()
-                .ok()
-                .map(str::to_owned)
-        })?;
+    let host = match request.uri.authority() {
+        Some(authority) => authority.clone(),
+        None => request
+            .headers
+            .get(http::header::HOST)?
+            .to_str()
+            .ok()?
+            .parse::<http::uri::Authority>()
+            .ok()?,
+    };
+    if host.host().is_empty() || host.as_str().contains('@') {
+        return None;
+    }
     Some(format!("http://{host}"))
 }
 

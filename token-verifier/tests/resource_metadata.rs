@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use support::valid;
 use token_verifier::{
     TokenVerifier,
-    axum::{Scope, Scoped, protected_resource_metadata},
+    axum::{BearerLayer, Scope, Scoped, protected_resource_metadata},
     openapi::{OAuth2Bearer, ProtectedResourceApi},
     resource_metadata::WELL_KNOWN_PATH,
 };
@@ -59,13 +59,18 @@ async fn serve_both(verifier: TokenVerifier) -> (String, String) {
 
     let axum_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let axum_address = format!("http://{}", axum_listener.local_addr().unwrap());
+    // The layer alone (no extractor) guards /guarded: its refusals name the metadata too.
+    let guarded = axum::Router::new()
+        .route("/guarded", axum::routing::post(|| async { "through" }))
+        .route_layer(BearerLayer::new(verifier.clone()).require_scope("players:write"));
     let app = axum::Router::new()
         .route("/write", axum::routing::post(axum_write))
         .route(
             WELL_KNOWN_PATH,
             axum::routing::get(protected_resource_metadata),
         )
-        .with_state(verifier);
+        .with_state(verifier)
+        .merge(guarded);
     tokio::spawn(async move { axum::serve(axum_listener, app).await });
 
     (poem_address, axum_address)
@@ -170,6 +175,27 @@ async fn with_a_public_url_the_document_names_it_and_every_challenge_names_the_d
         let ok = send(&write, true, Some(&valid(&issuer).mint())).await;
         assert_eq!(ok.status(), 200, "{base}");
     }
+
+    let guarded = format!("{axum}/guarded");
+    let missing = send(&guarded, true, None).await;
+    assert_eq!(
+        challenge(&missing).unwrap(),
+        format!(r#"Bearer realm="players-api", {named}"#)
+    );
+    let reader = send(
+        &guarded,
+        true,
+        Some(&valid(&issuer).scope("players:read").mint()),
+    )
+    .await;
+    assert_eq!(reader.status(), 403);
+    assert!(challenge(&reader).unwrap().ends_with(&format!(", {named}")));
+    assert_eq!(
+        send(&guarded, true, Some(&valid(&issuer).mint()))
+            .await
+            .status(),
+        200
+    );
 }
 
 #[tokio::test]
@@ -180,6 +206,8 @@ async fn without_a_public_url_the_document_names_the_host_and_challenges_name_no
     for base in [&poem, &axum] {
         let response = send(&format!("{base}{WELL_KNOWN_PATH}"), false, None).await;
         assert_eq!(response.status(), 200, "{base}");
+        // Rebuilt from the request's Host: no shared cache may keep it.
+        assert_eq!(response.headers()["cache-control"], "no-store");
         let document: Value = response.json().await.unwrap();
         assert_eq!(document["resource"], base.as_str());
         assert!(document.get("scopes_supported").is_none(), "{document}");

@@ -27,9 +27,15 @@ import {
   getPlayer,
   getPlayerBySquadNumber,
   listPlayers,
+  protectedResourceMetadata,
   replacePlayer,
 } from './gen/players/sdk.gen';
-import type { Player, PlayerInput, Problem } from './gen/players/types.gen';
+import type {
+  Player,
+  PlayerInput,
+  Problem,
+  ProtectedResourceMetadata,
+} from './gen/players/types.gen';
 
 function env(name: string): string {
   const value = process.env[name];
@@ -155,9 +161,23 @@ async function main(): Promise<void> {
     anonymous.response.status === 401 && anonymous.error?.status === 401,
     anonymous.error,
   );
+  const metadataUrl = `${API_URL}/.well-known/oauth-protected-resource`;
   check(
-    'with the bare Bearer challenge',
-    anonymous.response.headers.get('www-authenticate') === 'Bearer realm="players-api"',
+    "with the bare Bearer challenge naming the API's RFC 9728 metadata",
+    anonymous.response.headers.get('www-authenticate') ===
+      `Bearer realm="players-api", resource_metadata="${metadataUrl}"`,
+    anonymous.response.headers.get('www-authenticate'),
+  );
+  const described = await protectedResourceMetadata({ client: playersClient });
+  const metadata: ProtectedResourceMetadata | undefined = described.data;
+  check(
+    'protectedResourceMetadata: 200, naming this API, its issuer and its scopes',
+    described.response.status === 200 &&
+      metadata?.resource === API_URL &&
+      JSON.stringify(metadata?.authorization_servers) === JSON.stringify([AUTH_URL]) &&
+      JSON.stringify(metadata?.scopes_supported) === JSON.stringify(['players:write']) &&
+      metadata?.dpop_signing_alg_values_supported.includes('ES256') === true,
+    metadata,
   );
 
   const forged = await createPlayer({
