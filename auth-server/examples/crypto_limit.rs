@@ -71,6 +71,7 @@ fn claims(issuer: &str) -> AccessTokenClaims {
         exp: now + 3600,
         jti: uuid::Uuid::new_v4().to_string(),
         cnf: None,
+        act: None,
     }
 }
 

@@ -64,6 +64,8 @@ pub struct ClientSpec {
     /// A secret (generated or configured), or a secretless method.
     pub authentication: ClientAuthentication,
     pub dpop_bound: bool,
+    /// Token exchange targets (RFC 8693).
+    pub exchange_to: Vec<String>,
 }
 
 impl ClientSpec {
@@ -93,9 +95,25 @@ impl ClientSpec {
             .map_err(|_| {
                 invalid(
                     field("grant_types"),
-                    "each must be client_credentials, password or refresh_token",
+                    "each must be client_credentials, password, refresh_token or \
+                     urn:ietf:params:oauth:grant-type:token-exchange",
                 )
             })?;
+        let exchange_to = self
+            .exchange_to
+            .iter()
+            .map(|a| Audience::parse(a))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| invalid(field("exchange_to"), e))?;
+        // Either both or neither: a grant with nowhere to exchange to, or targets without the
+        // grant, is a configuration mistake that would fail only at the first request.
+        if grant_types.contains(&GrantType::TokenExchange) == exchange_to.is_empty() {
+            return Err(invalid(
+                field("exchange_to"),
+                "token exchange needs both the grant type \
+                 urn:ietf:params:oauth:grant-type:token-exchange and at least one exchange_to API",
+            ));
+        }
         let authentication = check_authentication(&self.authentication, &field)?;
         Ok(NewClient {
             id,
@@ -105,6 +123,7 @@ impl ClientSpec {
             grant_types,
             authentication,
             dpop_bound: self.dpop_bound,
+            exchange_to,
         })
     }
 }
@@ -378,6 +397,7 @@ impl Admin {
                 grant_types: entry.grant_types.clone(),
                 authentication,
                 dpop_bound: entry.dpop_bound,
+                exchange_to: entry.exchange_to.clone(),
             };
             let client = spec.parse(&prefix, hash)?;
             self.clients.upsert(&client, now_secs()).await?;

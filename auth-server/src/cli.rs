@@ -11,7 +11,7 @@ use service_kit::telemetry::{LogFormat, TraceExport, init_telemetry};
 
 use crate::admin::ClientSpec;
 use crate::config::Settings;
-use crate::domain::{ClientAuthentication, ClientKeys};
+use crate::domain::{ClientAuthentication, ClientKeys, GrantType, TOKEN_EXCHANGE};
 use crate::startup::{self, Application};
 use crate::storage::Database;
 use crate::stores::KeyStore as _;
@@ -69,9 +69,14 @@ pub struct AddClient {
     /// An audience the client may request tokens for; the first is the default (repeat).
     #[arg(long = "audience", required = true)]
     pub audiences: Vec<String>,
-    /// Allowed grant (repeat): client_credentials (default), password, refresh_token.
+    /// Allowed grant (repeat): client_credentials (default), password, refresh_token,
+    /// urn:ietf:params:oauth:grant-type:token-exchange (implied by --exchange-to).
     #[arg(long = "grant-type", default_value = "client_credentials")]
     pub grant_types: Vec<String>,
+    /// An API (audience) the client may get tokens for on behalf of the subject of a token
+    /// sent to it (RFC 8693 token exchange; repeat; the first is the default target).
+    #[arg(long = "exchange-to")]
+    pub exchange_to: Vec<String>,
     /// `private_key_jwt` with these public keys (a JWKS file): no secret is generated.
     #[arg(long, conflicts_with_all = ["jwks_uri", "federated_issuer"])]
     pub jwks_file: Option<PathBuf>,
@@ -238,9 +243,10 @@ async fn clients(
                 client_id: add.client_id,
                 scopes: add.scopes,
                 audiences: add.audiences,
-                grant_types: add.grant_types,
+                grant_types: with_exchange(add.grant_types, !add.exchange_to.is_empty()),
                 authentication,
                 dpop_bound: add.dpop_bound,
+                exchange_to: add.exchange_to,
             };
             let secret = admin.add_client(&spec).await.map_err(fail)?;
             writeln!(out, "client_id:     {}", spec.client_id).map_err(fail)?;
@@ -253,10 +259,25 @@ async fn clients(
             }
         }
         ClientsCommand::List => {
-            let mut table = Table::new(["CLIENT ID", "AUTH", "SCOPES", "AUDIENCES", "GRANT TYPES"]);
+            let mut table = Table::new([
+                "CLIENT ID",
+                "AUTH",
+                "SCOPES",
+                "AUDIENCES",
+                "GRANT TYPES",
+                "EXCHANGE TO",
+            ]);
             for c in admin.list_clients().await.map_err(fail)? {
                 let audiences: Vec<_> = c.audiences.iter().map(|a| a.as_str()).collect();
-                let grants: Vec<_> = c.grant_types.iter().map(|g| g.as_str()).collect();
+                let grants: Vec<_> = c
+                    .grant_types
+                    .iter()
+                    .map(|g| match g {
+                        GrantType::TokenExchange => "token-exchange",
+                        other => other.as_str(),
+                    })
+                    .collect();
+                let exchange: Vec<_> = c.exchange_to.iter().map(|a| a.as_str()).collect();
                 let mut auth = c.authentication.method_name().to_owned();
                 if c.dpop_bound {
                     auth.push_str("+dpop");
@@ -267,6 +288,7 @@ async fn clients(
                     c.scopes.to_string(),
                     audiences.join(" "),
                     grants.join(" "),
+                    exchange.join(" "),
                 ]);
             }
             table.write(out).map_err(fail)?;
@@ -444,6 +466,15 @@ impl<const N: usize> Table<N> {
         }
         Ok(())
     }
+}
+
+/// `--exchange-to` implies the token-exchange grant (`--grant-type` lists the others).
+fn with_exchange(mut grants: Vec<String>, exchange: bool) -> Vec<String> {
+    let named = |g: &String| g.parse::<GrantType>() == Ok(GrantType::TokenExchange);
+    if exchange && !grants.iter().any(named) {
+        grants.push(TOKEN_EXCHANGE.to_owned());
+    }
+    grants
 }
 
 #[cfg(test)]

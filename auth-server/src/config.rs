@@ -25,6 +25,7 @@ pub const PUBLISHED_DEV_SECRETS: &[&str] = &[
     DEV_CLIENT_SECRET,
     "reader-secret",
     "squad-app-secret",
+    "players-api-secret",
     "campeones-2022",
 ];
 
@@ -147,6 +148,10 @@ pub struct BootstrapClient {
     /// Its access tokens must be DPoP-bound.
     #[serde(default)]
     pub dpop_bound: bool,
+    /// The APIs (audiences) it may get tokens for on behalf of a subject token's `sub` (RFC 8693
+    /// token exchange; needs the token-exchange grant type). The first is the default target.
+    #[serde(default)]
+    pub exchange_to: Vec<String>,
 }
 
 impl Default for BootstrapClient {
@@ -166,6 +171,7 @@ impl Default for BootstrapClient {
             federated_issuer: None,
             federated_subject: None,
             dpop_bound: false,
+            exchange_to: Vec::new(),
         }
     }
 }
@@ -816,7 +822,7 @@ mod tests {
     fn the_development_configuration_of_make_run_loads() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/dev/auth-server.toml");
         let loaded = load_settings::<Settings>(Some(&path)).unwrap();
-        assert_eq!(loaded.settings.clients.len(), 3);
+        assert_eq!(loaded.settings.clients.len(), 4);
         assert!(!loaded.settings.cors_allowed_origins.is_empty());
     }
 

@@ -15,6 +15,7 @@ mod spec;
 mod sync;
 mod throttle;
 mod token;
+mod token_exchange;
 mod upgrade;
 mod users;
 

@@ -14,6 +14,9 @@ use crate::helpers::{
 /// The migrations before `m20261206_000008_refresh_chains`.
 const BEFORE_REFRESH_CHAINS: u32 = 6;
 
+/// The migrations before `m20261206_000010_token_exchange`.
+const BEFORE_TOKEN_EXCHANGE: u32 = 9;
+
 fn hash(token: &str) -> String {
     Sha256::digest(token.as_bytes())
         .iter()
@@ -144,4 +147,57 @@ async fn a_client_stored_by_the_previous_release_keeps_its_secret_after_the_upgr
         .unwrap();
     let line = listed.lines().find(|l| l.starts_with("legacy")).unwrap();
     assert!(line.contains("client_secret"), "{listed}");
+}
+
+#[tokio::test]
+async fn clients_from_before_token_exchange_keep_their_grants_and_may_exchange_nothing() {
+    let db = TestDb::new().await;
+    let conn = sea_orm::Database::connect(db.url.as_str()).await.unwrap();
+    auth_server::storage::migrations::Migrator::up(&conn, Some(BEFORE_TOKEN_EXCHANGE))
+        .await
+        .unwrap();
+    let hash = auth_server::crypto::hash_secret("legacy-secret-0123").unwrap();
+    conn.execute_unprepared(&format!(
+        "INSERT INTO clients (client_id, secret_hash, scopes, audiences, grant_types, \
+         created_at, updated_at) VALUES ('legacy', '{hash}', 'players:write', \
+         'players-api scouting-api', 'client_credentials', 1, 1)"
+    ))
+    .await
+    .unwrap();
+    conn.close().await.unwrap();
+
+    let server: AuthServer = start_with_own_issuer(auth_settings(&db, &new_kek())).await;
+
+    let token = server
+        .access_token_for(
+            "legacy",
+            "legacy-secret-0123",
+            &[("audience", "scouting-api")],
+        )
+        .await;
+    let subject = server.access_token().await;
+    let refused = server
+        .token_basic(
+            "legacy",
+            "legacy-secret-0123",
+            &[
+                (
+                    "grant_type",
+                    "urn:ietf:params:oauth:grant-type:token-exchange",
+                ),
+                ("subject_token", subject.as_str()),
+                (
+                    "subject_token_type",
+                    "urn:ietf:params:oauth:token-type:access_token",
+                ),
+            ],
+        )
+        .await;
+    assert_oauth_error_code(refused, 400, "unauthorized_client").await;
+    assert!(!token.is_empty());
+    let listed = crate::helpers::cli(&server.settings, &["clients", "list"])
+        .await
+        .unwrap();
+    let line = listed.lines().find(|l| l.starts_with("legacy")).unwrap();
+    assert!(line.contains("client_credentials"), "{listed}");
 }

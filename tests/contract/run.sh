@@ -46,6 +46,8 @@ WRITER_ID=foobarbaz
 WRITER_SECRET=dev-secret-change-me
 READER_ID=reader
 READER_SECRET=reader-secret
+EXCHANGER_ID=players-api
+EXCHANGER_SECRET=players-api-secret
 
 # Nothing from the caller's environment configures the services but the files written here.
 while read -r name; do unset "$name"; done < <(compgen -e | grep -E '^(AUTH|API)_' || true)
@@ -223,6 +225,15 @@ scopes = ["players:read"]
 audiences = ["players-api"]
 grant_types = ["client_credentials"]
 
+# The players API's own client: token exchange (RFC 8693) into scouting-api only.
+[[clients]]
+client_id = "$EXCHANGER_ID"
+client_secret = "$EXCHANGER_SECRET"
+scopes = ["players:write"]
+audiences = ["players-api"]
+grant_types = ["token-exchange"]
+exchange_to = ["scouting-api"]
+
 # The interop legs' clients: no secret, their public keys only.
 [[clients]]
 client_id = "$OPENID_CLIENT_ID"
@@ -255,6 +266,7 @@ note "resource-api $API_URL (pid ${PID[resource-api]})"
 # What every driver gets: where the services are and who it is.
 export AUTH_URL API_URL
 export WRITER=$WRITER_ID:$WRITER_SECRET READER=$READER_ID:$READER_SECRET
+export EXCHANGER=$EXCHANGER_ID:$EXCHANGER_SECRET
 
 # ---------------------------------------------------------------------------------------------
 

@@ -80,6 +80,10 @@ pub struct IntrospectionResponse {
     /// RFC 9449 §6.2: the key a DPoP-bound token is bound to.
     #[oai(skip_serializing_if_is_none)]
     pub cnf: Option<ConfirmationClaim>,
+    /// RFC 8693 §4.1, for a token made by a token exchange: `{"sub": <the acting client>}`,
+    /// with the actor before it nested as `act`.
+    #[oai(skip_serializing_if_is_none)]
+    pub act: Option<serde_json::Value>,
 }
 
 /// `cnf` of a DPoP-bound token.
@@ -103,7 +107,7 @@ pub struct ConfirmationClaim {
 pub enum IntrospectResponse {
     /// What the server knows of the token; `{"active": false}` for anything not live.
     #[oai(status = 200)]
-    Ok(Json<IntrospectionResponse>),
+    Ok(Json<Box<IntrospectionResponse>>),
     /// `invalid_request`.
     #[oai(status = 400)]
     BadRequest(Json<OAuthError>),
@@ -335,9 +339,7 @@ impl LifecycleApi {
         };
         let hint = body.token_type_hint.as_deref();
         match self.service.introspect(&client, &body.token, hint).await {
-            Ok(Introspection::Inactive) => {
-                IntrospectResponse::Ok(Json(IntrospectionResponse::default()))
-            }
+            Ok(Introspection::Inactive) => IntrospectResponse::Ok(Json(Box::default())),
             Ok(Introspection::Active {
                 scope,
                 client_id,
@@ -350,7 +352,8 @@ impl LifecycleApi {
                 token_type,
                 jti,
                 jkt,
-            }) => IntrospectResponse::Ok(Json(IntrospectionResponse {
+                act,
+            }) => IntrospectResponse::Ok(Json(Box::new(IntrospectionResponse {
                 active: true,
                 scope: Some(scope),
                 client_id: Some(client_id),
@@ -363,7 +366,8 @@ impl LifecycleApi {
                 token_type: Some(token_type.to_owned()),
                 jti,
                 cnf: jkt.map(|jkt| ConfirmationClaim { jkt }),
-            })),
+                act: act.and_then(|act| serde_json::to_value(act).ok()),
+            }))),
             Err(err) => auth_failure(err).into(),
         }
     }

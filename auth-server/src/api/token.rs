@@ -27,7 +27,8 @@ use crate::net::TrustedProxies;
 #[derive(Debug, Clone, Object, Deserialize)]
 #[oai(rename = "TokenRequest")]
 pub struct TokenRequestBody {
-    /// `client_credentials`, `password` or `refresh_token`.
+    /// `client_credentials`, `password`, `refresh_token` or
+    /// `urn:ietf:params:oauth:grant-type:token-exchange` (RFC 8693).
     pub grant_type: String,
     /// With `client_secret`, for `client_secret_post`; omit when using HTTP Basic.
     pub client_id: Option<String>,
@@ -49,10 +50,22 @@ pub struct TokenRequestBody {
     pub client_assertion: Option<String>,
     /// `urn:ietf:params:oauth:client-assertion-type:jwt-bearer`, with `client_assertion`.
     pub client_assertion_type: Option<String>,
+    /// Token exchange: an access token of this issuer, meant for the calling client's API,
+    /// whose subject the new token is for.
+    pub subject_token: Option<String>,
+    /// Token exchange: `urn:ietf:params:oauth:token-type:access_token`.
+    pub subject_token_type: Option<String>,
+    /// Token exchange: `urn:ietf:params:oauth:token-type:access_token` (the default and the
+    /// only type issued).
+    pub requested_token_type: Option<String>,
+    /// Token exchange: not accepted (the authenticated client is the actor).
+    pub actor_token: Option<String>,
+    /// Token exchange: not accepted, like `actor_token`.
+    pub actor_token_type: Option<String>,
 }
 
 /// The names of the token request's parameters, to name them in errors without echoing values.
-const PARAMETERS: [&str; 11] = [
+const PARAMETERS: [&str; 16] = [
     "grant_type",
     "client_id",
     "client_secret",
@@ -64,10 +77,15 @@ const PARAMETERS: [&str; 11] = [
     "refresh_token",
     "client_assertion",
     "client_assertion_type",
+    "subject_token",
+    "subject_token_type",
+    "requested_token_type",
+    "actor_token",
+    "actor_token_type",
 ];
 
 impl TokenRequestBody {
-    fn optional_fields(&mut self) -> [&mut Option<String>; 10] {
+    fn optional_fields(&mut self) -> [&mut Option<String>; 15] {
         [
             &mut self.client_id,
             &mut self.client_secret,
@@ -79,6 +97,11 @@ impl TokenRequestBody {
             &mut self.refresh_token,
             &mut self.client_assertion,
             &mut self.client_assertion_type,
+            &mut self.subject_token,
+            &mut self.subject_token_type,
+            &mut self.requested_token_type,
+            &mut self.actor_token,
+            &mut self.actor_token_type,
         ]
     }
 
@@ -128,6 +151,10 @@ pub struct AccessTokenResponse {
     #[oai(skip_serializing_if_is_none)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub refresh_token: Option<String>,
+    /// Token exchange (RFC 8693 §2.2.1): `urn:ietf:params:oauth:token-type:access_token`.
+    #[oai(skip_serializing_if_is_none)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub issued_token_type: Option<String>,
 }
 
 // clippy reads the two `ty = "String"` of the header list as a duplicated attribute.
@@ -145,7 +172,7 @@ pub struct AccessTokenResponse {
 pub enum TokenResponse {
     /// A token was issued.
     #[oai(status = 200)]
-    Ok(SerdeJson<AccessTokenResponse>),
+    Ok(SerdeJson<Box<AccessTokenResponse>>),
     /// `invalid_request`, `invalid_grant`, `unauthorized_client`, `unsupported_grant_type`,
     /// `invalid_scope`, `invalid_target`, `invalid_dpop_proof` or `use_dpop_nonce` (with a
     /// fresh `DPoP-Nonce`).
@@ -220,7 +247,7 @@ pub struct TokenApi {
     pub trusted_proxies: Arc<TrustedProxies>,
     /// `tokens_issued_total` by grant type, looked up once (a registry lookup per token costs
     /// a lock and a hash).
-    pub issued_counters: [metrics::Counter; 4],
+    pub issued_counters: [metrics::Counter; 5],
 }
 
 impl TokenApi {
@@ -234,6 +261,7 @@ impl TokenApi {
                 counter("client_credentials"),
                 counter("password"),
                 counter("refresh_token"),
+                counter("token_exchange"),
                 counter("other"),
             ],
         }
@@ -244,7 +272,8 @@ impl TokenApi {
             "client_credentials" => 0,
             "password" => 1,
             "refresh_token" => 2,
-            _ => 3,
+            "token_exchange" => 3,
+            _ => 4,
         };
         &self.issued_counters[index]
     }
@@ -297,13 +326,14 @@ impl TokenApi {
         match self.service.issue(credentials, params, source).await {
             Ok(token) => {
                 self.issued(grant_type).increment(1);
-                TokenResponse::Ok(SerdeJson(AccessTokenResponse {
+                TokenResponse::Ok(SerdeJson(Box::new(AccessTokenResponse {
                     access_token: token.access_token,
                     token_type: if token.dpop_bound { "DPoP" } else { "Bearer" }.into(),
                     expires_in: token.expires_in,
                     scope: token.scope.to_string(),
                     refresh_token: token.refresh_token,
-                }))
+                    issued_token_type: token.issued_token_type.map(str::to_owned),
+                })))
             }
             Err(err) => token_error(err, self.service.dpop_nonce()),
         }
@@ -387,6 +417,11 @@ fn parsed_request(
             password: body.password,
             refresh_token: body.refresh_token,
             dpop_proof: dpop_proof.map(str::to_owned),
+            subject_token: body.subject_token,
+            subject_token_type: body.subject_token_type,
+            requested_token_type: body.requested_token_type,
+            actor_token: body.actor_token,
+            actor_token_type: body.actor_token_type,
         },
     })
 }
@@ -434,6 +469,7 @@ fn grant_type_label(grant_type: &str) -> &'static str {
         "client_credentials" => "client_credentials",
         "password" => "password",
         "refresh_token" => "refresh_token",
+        crate::domain::TOKEN_EXCHANGE => "token_exchange",
         _ => "other",
     }
 }
@@ -499,9 +535,11 @@ fn token_error(err: TokenError, nonce: Option<String>) -> TokenResponse {
         TokenError::UnauthorizedClient(grant) => {
             bad(format!("this client may not use the {grant} grant"))
         }
-        TokenError::UnsupportedGrantType => {
-            bad("supported grant types: client_credentials, password, refresh_token".into())
-        }
+        TokenError::UnsupportedGrantType => bad(
+            "supported grant types: client_credentials, password, refresh_token, \
+                 urn:ietf:params:oauth:grant-type:token-exchange"
+                .into(),
+        ),
         TokenError::InvalidScope(description) => bad(description),
         TokenError::InvalidTarget => {
             bad("the requested resource or audience is not one this token may be issued for".into())

@@ -10,6 +10,7 @@ use token_verifier::dpop::PROOF_ALGORITHMS;
 
 use super::ApiTags;
 use super::errors::Problem;
+use crate::domain::GrantType;
 use crate::grants::ASSERTION_ALGORITHMS;
 
 /// What discovery publishes, kept in memory by the rest of the server.
@@ -117,11 +118,10 @@ impl WellKnownApi {
                 jwks_uri: format!("{issuer}/.well-known/jwks.json"),
                 introspection_endpoint: format!("{issuer}/auth/introspect"),
                 revocation_endpoint: format!("{issuer}/auth/revoke"),
-                grant_types_supported: vec![
-                    "client_credentials".into(),
-                    "password".into(),
-                    "refresh_token".into(),
-                ],
+                grant_types_supported: GrantType::ALL
+                    .iter()
+                    .map(|grant| grant.as_str().to_owned())
+                    .collect(),
                 token_endpoint_auth_methods_supported: auth_methods(),
                 introspection_endpoint_auth_methods_supported: auth_methods(),
                 revocation_endpoint_auth_methods_supported: auth_methods(),

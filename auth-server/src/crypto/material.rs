@@ -405,6 +405,7 @@ mod tests {
             exp: 2,
             jti: "j".into(),
             cnf: None,
+            act: None,
         }
     }
 

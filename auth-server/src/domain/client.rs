@@ -64,13 +64,16 @@ pub enum GrantType {
     ClientCredentials,
     Password,
     RefreshToken,
+    /// RFC 8693 token exchange: a token for another API, on behalf of a subject token's `sub`.
+    TokenExchange,
 }
 
 impl GrantType {
-    pub const ALL: [GrantType; 3] = [
+    pub const ALL: [GrantType; 4] = [
         GrantType::ClientCredentials,
         GrantType::Password,
         GrantType::RefreshToken,
+        GrantType::TokenExchange,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -78,14 +81,22 @@ impl GrantType {
             GrantType::ClientCredentials => "client_credentials",
             GrantType::Password => "password",
             GrantType::RefreshToken => "refresh_token",
+            GrantType::TokenExchange => TOKEN_EXCHANGE,
         }
     }
 }
 
+/// The `grant_type` of RFC 8693 §2.1.
+pub const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+
 impl FromStr for GrantType {
     type Err = InvalidName;
 
+    /// The wire names; `token-exchange` also names the RFC 8693 grant in configuration.
     fn from_str(value: &str) -> Result<Self, Self::Err> {
+        if value == "token-exchange" {
+            return Ok(GrantType::TokenExchange);
+        }
         GrantType::ALL
             .into_iter()
             .find(|g| g.as_str() == value)
@@ -147,6 +158,9 @@ pub struct Client {
     /// The first one is the default audience.
     pub audiences: Vec<Audience>,
     pub grant_types: BTreeSet<GrantType>,
+    /// The APIs this client may get tokens for on behalf of a subject (RFC 8693); the first is
+    /// the default target. Empty: no exchange.
+    pub exchange_to: Vec<Audience>,
 }
 
 impl Client {
@@ -166,6 +180,7 @@ pub struct NewClient {
     pub scopes: ScopeSet,
     pub audiences: Vec<Audience>,
     pub grant_types: BTreeSet<GrantType>,
+    pub exchange_to: Vec<Audience>,
 }
 
 #[cfg(test)]

@@ -6,8 +6,9 @@ mod token;
 mod user;
 
 pub use client::{
-    Audience, Client, ClientAuthentication, ClientId, ClientKeys, GrantType, InvalidName, NewClient,
+    Audience, Client, ClientAuthentication, ClientId, ClientKeys, GrantType, InvalidName,
+    NewClient, TOKEN_EXCHANGE,
 };
 pub use scope::{InvalidScope, Scope, ScopeSet};
-pub use token::{AccessTokenClaims, Confirmation, TokenRequestTarget, choose_audience};
+pub use token::{AccessTokenClaims, Actor, Confirmation, TokenRequestTarget, choose_audience};
 pub use user::{User, Username};

@@ -20,6 +20,25 @@ pub struct AccessTokenClaims {
     /// RFC 9449 §6.1: the thumbprint of the client's DPoP key, for a DPoP-bound token.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cnf: Option<Confirmation>,
+    /// RFC 8693 §4.1: who acts for `sub` (a token made by a token exchange), the actors before
+    /// it nested inside.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub act: Option<Actor>,
+}
+
+/// The `act` claim: the acting party, and the one that acted before it (a chain of exchanges).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Actor {
+    pub sub: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub act: Option<Box<Actor>>,
+}
+
+impl Actor {
+    /// How many actors the chain names (this one included).
+    pub fn depth(&self) -> usize {
+        1 + self.act.as_ref().map_or(0, |before| before.depth())
+    }
 }
 
 /// The `cnf` claim of a DPoP-bound token.
@@ -52,6 +71,7 @@ impl AccessTokenClaims {
             exp: now + ttl_secs,
             jti,
             cnf: None,
+            act: None,
         }
     }
 }
@@ -102,6 +122,7 @@ mod tests {
                 .map(|a| Audience::parse(a).unwrap())
                 .collect(),
             grant_types: BTreeSet::from([GrantType::ClientCredentials]),
+            exchange_to: Vec::new(),
         }
     }
 

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use super::{TokenError, refresh_token_hash};
 use crate::clock::now_secs;
 use crate::crypto::TokenSigner;
-use crate::domain::{AccessTokenClaims, Client, Username};
+use crate::domain::{AccessTokenClaims, Actor, Client, Username};
 use crate::stores::{TokenStore, UserStore};
 
 /// What introspection says about a token; `Inactive` for anything not live.
@@ -30,6 +30,8 @@ pub enum Introspection {
         jti: Option<String>,
         /// The DPoP key thumbprint a bound access token is bound to (`cnf.jkt`).
         jkt: Option<String>,
+        /// RFC 8693 §4.1: who acts for `sub`, for a token made by a token exchange.
+        act: Option<Actor>,
     },
 }
 
@@ -55,7 +57,9 @@ impl TokenLookup {
             && (claims.client_id == caller.id.as_str()
                 || caller.audiences.iter().any(|a| a.as_str() == claims.aud))
         {
-            let is_user = claims.sub != claims.client_id;
+            // A client's own token has `sub` = `client_id`; an exchanged one names its actor in
+            // `act` and its subject may be a client or a user, so no username is claimed.
+            let is_user = claims.sub != claims.client_id && claims.act.is_none();
             return Ok(Introspection::Active {
                 scope: claims.scope,
                 username: is_user.then(|| claims.sub.clone()),
@@ -72,6 +76,7 @@ impl TokenLookup {
                 },
                 jti: Some(claims.jti),
                 jkt: claims.cnf.map(|cnf| cnf.jkt),
+                act: claims.act,
             });
         }
         if !refresh_first && let Some(found) = self.introspect_refresh(caller, token).await? {
@@ -81,7 +86,7 @@ impl TokenLookup {
     }
 
     /// An access token this server issued, still within its lifetime and not revoked.
-    async fn live_access_token(
+    pub(super) async fn live_access_token(
         &self,
         token: &str,
     ) -> Result<Option<AccessTokenClaims>, TokenError> {
@@ -131,6 +136,7 @@ impl TokenLookup {
             token_type: "refresh_token",
             jti: None,
             jkt: None,
+            act: None,
         }))
     }
 }

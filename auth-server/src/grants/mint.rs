@@ -5,7 +5,7 @@ use std::sync::Arc;
 use super::{IssuedToken, TokenError};
 use crate::clock::now_secs;
 use crate::crypto::TokenSigner;
-use crate::domain::{AccessTokenClaims, Audience, Client, Confirmation, ScopeSet};
+use crate::domain::{AccessTokenClaims, Actor, Audience, Client, Confirmation, ScopeSet};
 
 /// Signs access tokens for this issuer with this lifetime.
 #[derive(Clone)]
@@ -43,7 +43,41 @@ impl Minter {
         audience: &Audience,
         scope: ScopeSet,
     ) -> Result<IssuedToken, TokenError> {
+        self.mint_with(subject, client, audience, scope, i64::MAX, None)
+    }
+
+    /// A token exchange's token (RFC 8693): for `subject`, issued to the acting `client`,
+    /// naming it in `act`, and living no later than `not_after` (the subject token's `exp`).
+    pub fn mint_for_subject(
+        &self,
+        subject: &str,
+        client: &Client,
+        audience: &Audience,
+        scope: ScopeSet,
+        not_after: i64,
+        act: Actor,
+    ) -> Result<IssuedToken, TokenError> {
+        let mut issued = self.mint_with(subject, client, audience, scope, not_after, Some(act))?;
+        issued.issued_token_type = Some(super::token_exchange::ACCESS_TOKEN_TYPE);
+        Ok(issued)
+    }
+
+    fn mint_with(
+        &self,
+        subject: &str,
+        client: &Client,
+        audience: &Audience,
+        scope: ScopeSet,
+        not_after: i64,
+        act: Option<Actor>,
+    ) -> Result<IssuedToken, TokenError> {
         let now = now_secs();
+        let ttl_secs = i64::from(self.ttl_secs).min(not_after.saturating_sub(now));
+        if ttl_secs <= 0 {
+            return Err(TokenError::InvalidGrant(
+                "the token it would replace has expired",
+            ));
+        }
         let mut buffer = uuid::Uuid::encode_buffer();
         let jti = uuid::Uuid::new_v4()
             .hyphenated()
@@ -56,19 +90,21 @@ impl Minter {
             &client.id,
             &scope,
             now,
-            i64::from(self.ttl_secs),
+            ttl_secs,
             jti.clone(),
         );
         claims.cnf = self.binding.clone().map(|jkt| Confirmation { jkt });
+        claims.act = act;
         let access_token = self.signer.sign(&claims).map_err(TokenError::internal)?;
         Ok(IssuedToken {
             access_token,
             jti,
-            expires_in: self.ttl_secs,
+            expires_in: u32::try_from(ttl_secs).unwrap_or(self.ttl_secs),
             expires_at: claims.exp,
             scope,
             refresh_token: None,
             dpop_bound: self.binding.is_some(),
+            issued_token_type: None,
         })
     }
 }

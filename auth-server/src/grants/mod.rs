@@ -13,6 +13,7 @@ mod password;
 mod refresh_token;
 mod rehash;
 mod revocation;
+mod token_exchange;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -29,6 +30,7 @@ pub use dpop::DpopGate;
 pub use introspection::Introspection;
 pub use mint::Minter;
 pub use revocation::RevokeError;
+pub use token_exchange::ACCESS_TOKEN_TYPE;
 
 use crate::crypto::{SecretVerifier, TokenSigner};
 use crate::domain::{Client, GrantType, ScopeSet, TokenRequestTarget};
@@ -96,6 +98,13 @@ pub struct TokenParameters {
     pub refresh_token: Option<String>,
     /// The request's one `DPoP` header (RFC 9449), if it sent one.
     pub dpop_proof: Option<String>,
+    /// Token exchange (RFC 8693 §2.1): the token to act on, and the types asked and given.
+    pub subject_token: Option<String>,
+    pub subject_token_type: Option<String>,
+    pub requested_token_type: Option<String>,
+    /// Refused when present: the authenticated client is the actor.
+    pub actor_token: Option<String>,
+    pub actor_token_type: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -110,6 +119,8 @@ pub struct IssuedToken {
     pub refresh_token: Option<String>,
     /// Bound to a DPoP key (`cnf.jkt`): its `token_type` is `DPoP`.
     pub dpop_bound: bool,
+    /// RFC 8693 §2.2.1 `issued_token_type`, for a token exchange's answer.
+    pub issued_token_type: Option<&'static str>,
 }
 
 /// Every way a token request can fail, in RFC 6749 §5.2 terms.
@@ -303,6 +314,7 @@ impl TokenService {
             "client_credentials" => GrantType::ClientCredentials,
             "password" => GrantType::Password,
             "refresh_token" => GrantType::RefreshToken,
+            crate::domain::TOKEN_EXCHANGE => GrantType::TokenExchange,
             _ => return Err(TokenError::UnsupportedGrantType),
         };
         if !client.may_use(grant) {
@@ -315,6 +327,9 @@ impl TokenService {
             GrantType::ClientCredentials => client_credentials::issue(minter, &client, &params),
             GrantType::Password => self.password.issue(minter, &client, &params, source).await,
             GrantType::RefreshToken => self.refresh.issue(minter, &client, &params).await,
+            GrantType::TokenExchange => {
+                token_exchange::issue(&self.lookup, minter, &client, &params).await
+            }
         }
     }
 

@@ -206,6 +206,7 @@ fn to_active(new: &NewClient, now: i64) -> client::ActiveModel {
             _ => None,
         }),
         dpop_bound: Set(new.dpop_bound),
+        exchange_to: Set(join(new.exchange_to.iter(), |a| a.as_str())),
         created_at: Set(now),
         updated_at: Set(now),
     }
@@ -251,5 +252,11 @@ fn to_domain(row: client::Model) -> Result<Client, StoreError> {
             .map(str::parse)
             .collect::<Result<BTreeSet<GrantType>, _>>()
             .map_err(|_| corrupt("grant_types"))?,
+        exchange_to: row
+            .exchange_to
+            .split_whitespace()
+            .map(Audience::parse)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|_| corrupt("exchange_to"))?,
     })
 }

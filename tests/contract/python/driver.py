@@ -16,6 +16,7 @@ the `DPoP` header parameter, the server's `use_dpop_nonce` seen as a typed error
 
 import base64
 import datetime
+import json
 import os
 import sys
 import time
@@ -51,6 +52,7 @@ AUTH_URL = os.environ["AUTH_URL"]
 API_URL = os.environ["API_URL"]
 WRITER = os.environ["WRITER"]
 READER = os.environ["READER"]
+EXCHANGER = os.environ["EXCHANGER"]
 SQUAD_NUMBER = int(os.environ["SQUAD_NUMBER"])
 
 passed = 0
@@ -107,6 +109,37 @@ def main() -> int:
     check("no-store on the token response", issued.headers.get("cache-control") == "no-store")
     assert isinstance(issued.parsed, AccessTokenResponse)
     writer = players_client(issued.parsed.access_token)
+
+    # RFC 8693: the players API's client exchanges the writer's token for a scouting-api one.
+    exchanger_id = EXCHANGER.split(":", 1)[0]
+    exchanger = AuthServerClient(
+        base_url=AUTH_URL,
+        token=base64.b64encode(EXCHANGER.encode()).decode(),
+        prefix="Basic",
+        raise_on_unexpected_status=True,
+    )
+    exchanged = issue_token.sync_detailed(
+        client=exchanger,
+        body=TokenRequest(
+            grant_type="urn:ietf:params:oauth:grant-type:token-exchange",
+            subject_token=issued.parsed.access_token,
+            subject_token_type="urn:ietf:params:oauth:token-type:access_token",
+            audience="scouting-api",
+        ),
+    )
+    exchanged_claims: dict[str, Any] = {}
+    if isinstance(exchanged.parsed, AccessTokenResponse):
+        payload = exchanged.parsed.access_token.split(".")[1]
+        exchanged_claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    check(
+        "token exchange: 200, issued_token_type, the subject kept, act naming the actor",
+        isinstance(exchanged.parsed, AccessTokenResponse)
+        and exchanged.parsed.issued_token_type == "urn:ietf:params:oauth:token-type:access_token"
+        and exchanged_claims.get("sub") == WRITER.split(":", 1)[0]
+        and exchanged_claims.get("aud") == "scouting-api"
+        and exchanged_claims.get("act") == {"sub": exchanger_id},
+        exchanged.parsed,
+    )
 
     client_id = WRITER.split(":", 1)[0]
     refused = token(f"{client_id}:not-the-secret")

@@ -50,6 +50,7 @@ const READER = env('READER');
 const SQUAD_NUMBER = Number(env('SQUAD_NUMBER'));
 const KEYED_CLIENT = env('KEYED_CLIENT');
 const KEYED_KEY_FILE = env('KEYED_KEY_FILE');
+const EXCHANGER = env('EXCHANGER');
 
 let passed = 0;
 let failed = 0;
@@ -108,6 +109,39 @@ async function main(): Promise<void> {
     issued.response.headers.get('cache-control') === 'no-store',
   );
   const writeToken = issued.data?.access_token ?? '';
+
+  // RFC 8693: the players API's client exchanges the writer's token for a scouting-api one.
+  const exchange = (audience: string) =>
+    issueToken({
+      client: authClient,
+      auth: EXCHANGER,
+      body: {
+        grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange',
+        subject_token: writeToken,
+        subject_token_type: 'urn:ietf:params:oauth:token-type:access_token',
+        audience,
+      },
+    });
+  const exchanged = await exchange('scouting-api');
+  const exchangedClaims = JSON.parse(
+    Buffer.from((exchanged.data?.access_token ?? '..').split('.')[1] ?? '', 'base64url').toString() ||
+      '{}',
+  );
+  check(
+    'token exchange: 200, issued_token_type, the subject kept, act naming the actor',
+    exchanged.response.status === 200 &&
+      exchanged.data?.issued_token_type === 'urn:ietf:params:oauth:token-type:access_token' &&
+      exchangedClaims.sub === WRITER.split(':')[0] &&
+      exchangedClaims.aud === 'scouting-api' &&
+      exchangedClaims.act?.sub === EXCHANGER.split(':')[0],
+    exchanged.error ?? exchangedClaims,
+  );
+  const notAllowed = await exchange('players-api');
+  check(
+    'token exchange to an API the client may not exchange to: typed 400 invalid_target',
+    notAllowed.response.status === 400 && notAllowed.error?.error === 'invalid_target',
+    notAllowed.error,
+  );
   check(
     'the granted scope is players:write',
     issued.data?.scope === 'players:write',

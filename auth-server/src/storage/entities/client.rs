@@ -25,6 +25,8 @@ pub struct Model {
     pub federated_subject: Option<String>,
     /// Its access tokens must be DPoP-bound.
     pub dpop_bound: bool,
+    /// Token exchange targets (RFC 8693), space-separated, the default first.
+    pub exchange_to: String,
     pub created_at: i64,
     pub updated_at: i64,
 }

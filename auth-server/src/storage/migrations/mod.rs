@@ -11,6 +11,7 @@ mod m20261201_000006_create_changes;
 mod m20261206_000007_secretless_clients;
 mod m20261206_000008_refresh_chains;
 mod m20261206_000009_key_integrity;
+mod m20261206_000010_token_exchange;
 
 pub struct Migrator;
 
@@ -27,6 +28,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000007_secretless_clients::Migration),
             Box::new(m20261206_000008_refresh_chains::Migration),
             Box::new(m20261206_000009_key_integrity::Migration),
+            Box::new(m20261206_000010_token_exchange::Migration),
         ]
     }
 }

@@ -1,0 +1,405 @@
+//! Token exchange (RFC 8693) over real sockets: the players API, holding a caller's token,
+//! gets one for the scouting API on behalf of the same subject; nothing grows on the way, and
+//! every refusal is the standard error.
+
+use std::time::Duration;
+
+use auth_server::config::BootstrapClient;
+use serde_json::{Value, json};
+
+use crate::api_helpers::{new_player, spawn_resource_api_with};
+use crate::helpers::{
+    APP_ID, APP_SECRET, AuthServer, CLIENT_ID, CLIENT_SECRET, PASSWORD, READER_ID, READER_SECRET,
+    TestDb, USERNAME, assert_oauth_error_code, auth_settings, decode_unverified, new_kek, now_secs,
+    spawn_auth_server_with,
+};
+
+const EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+const ACCESS_TOKEN: &str = "urn:ietf:params:oauth:token-type:access_token";
+
+/// The players API's own client: it may exchange tokens meant for players-api into tokens for
+/// scouting-api, with at most `players:write`.
+const PLAYERS_ID: &str = "players-api";
+const PLAYERS_SECRET: &str = "players-api-exchange-secret";
+/// The scouting API's client: the second hop, into stats-api.
+const SCOUTING_ID: &str = "scouting-api";
+const SCOUTING_SECRET: &str = "scouting-api-exchange-secret";
+
+fn exchanger(id: &str, secret: &str, audience: &str, scopes: &[&str], to: &str) -> BootstrapClient {
+    BootstrapClient {
+        client_id: id.into(),
+        client_secret: Some(secret.into()),
+        scopes: scopes.iter().map(|s| s.to_string()).collect(),
+        audiences: vec![audience.into()],
+        grant_types: vec![EXCHANGE.into()],
+        exchange_to: vec![to.into()],
+        ..BootstrapClient::default()
+    }
+}
+
+async fn server_with(
+    configure: impl FnOnce(&mut auth_server::config::Settings),
+) -> (AuthServer, TestDb) {
+    spawn_auth_server_with(|settings| {
+        settings.clients.push(exchanger(
+            PLAYERS_ID,
+            PLAYERS_SECRET,
+            "players-api",
+            &["players:write"],
+            "scouting-api",
+        ));
+        settings.clients.push(exchanger(
+            SCOUTING_ID,
+            SCOUTING_SECRET,
+            "scouting-api",
+            &["players:write", "players:read"],
+            "stats-api",
+        ));
+        configure(settings);
+    })
+    .await
+}
+
+async fn server() -> (AuthServer, TestDb) {
+    server_with(|_| {}).await
+}
+
+/// lionel's token for players-api, from the first-party app (password grant).
+async fn user_token(auth: &AuthServer) -> String {
+    let response = auth
+        .token_basic(
+            APP_ID,
+            APP_SECRET,
+            &[
+                ("grant_type", "password"),
+                ("username", USERNAME),
+                ("password", PASSWORD),
+                ("scope", "players:read players:write"),
+            ],
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    body["access_token"].as_str().unwrap().to_owned()
+}
+
+/// An exchange by `id` of `subject_token`, with `extra` parameters.
+async fn exchange(
+    auth: &AuthServer,
+    (id, secret): (&str, &str),
+    subject_token: &str,
+    extra: &[(&str, &str)],
+) -> reqwest::Response {
+    let mut form = vec![
+        ("grant_type", EXCHANGE),
+        ("subject_token", subject_token),
+        ("subject_token_type", ACCESS_TOKEN),
+    ];
+    form.extend_from_slice(extra);
+    auth.token_basic(id, secret, &form).await
+}
+
+const PLAYERS: (&str, &str) = (PLAYERS_ID, PLAYERS_SECRET);
+const SCOUTING: (&str, &str) = (SCOUTING_ID, SCOUTING_SECRET);
+
+#[tokio::test]
+async fn the_players_api_gets_a_scouting_token_for_its_caller_and_nothing_grows() {
+    let (auth, _db) = server().await;
+    let subject = user_token(&auth).await;
+    let subject_claims = decode_unverified(&subject).1;
+    // A second later, so that a lifetime counted from now would outlive the subject token.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+
+    let response = exchange(&auth, PLAYERS, &subject, &[("audience", "scouting-api")]).await;
+
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["cache-control"], "no-store");
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["issued_token_type"], ACCESS_TOKEN);
+    assert_eq!(body["token_type"], "Bearer");
+    assert!(body.get("refresh_token").is_none(), "{body}");
+    // The subject had players:read and players:write; the actor may only players:write.
+    assert_eq!(body["scope"], "players:write");
+    let token = body["access_token"].as_str().unwrap();
+    let (header, claims) = decode_unverified(token);
+    assert_eq!(header["typ"], "at+jwt");
+    assert_eq!(claims["sub"], USERNAME);
+    assert_eq!(claims["aud"], "scouting-api");
+    assert_eq!(claims["client_id"], PLAYERS_ID);
+    assert_eq!(claims["act"], json!({"sub": PLAYERS_ID}));
+    assert_eq!(claims["scope"], "players:write");
+    // Capped at the subject token's expiry, not a full lifetime from now.
+    assert_eq!(claims["exp"], subject_claims["exp"]);
+    let expires_in = body["expires_in"].as_i64().unwrap();
+    assert!(
+        expires_in <= subject_claims["exp"].as_i64().unwrap() - now_secs() + 1,
+        "{expires_in}"
+    );
+
+    // The scouting API accepts it for the subject; introspection names the actor.
+    let scouting = spawn_resource_api_with(&auth.address, |settings| {
+        settings.audience = "scouting-api".into();
+    })
+    .await;
+    assert_eq!(
+        scouting.create(Some(token), &new_player(41)).await.status(),
+        201
+    );
+    let introspection: Value = auth
+        .http
+        .post(auth.url("/auth/introspect"))
+        .basic_auth(PLAYERS_ID, Some(PLAYERS_SECRET))
+        .form(&[("token", token)])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(introspection["active"], true);
+    assert_eq!(introspection["sub"], USERNAME);
+    assert_eq!(introspection["act"], json!({"sub": PLAYERS_ID}));
+    assert!(introspection.get("username").is_none(), "{introspection}");
+
+    let metadata = auth
+        .get_json("/.well-known/oauth-authorization-server")
+        .await;
+    assert!(
+        metadata["grant_types_supported"]
+            .as_array()
+            .unwrap()
+            .contains(&json!(EXCHANGE)),
+        "{metadata}"
+    );
+}
+
+#[tokio::test]
+async fn a_second_hop_nests_the_first_actor_and_keeps_the_subject() {
+    let (auth, _db) = server().await;
+    let subject = user_token(&auth).await;
+    let first = exchange(&auth, PLAYERS, &subject, &[]).await;
+    assert_eq!(first.status(), 200, "the first exchange's default target");
+    let first: Value = first.json().await.unwrap();
+    let first = first["access_token"].as_str().unwrap();
+    assert_eq!(decode_unverified(first).1["aud"], "scouting-api");
+
+    let second = exchange(&auth, SCOUTING, first, &[("resource", "stats-api")]).await;
+
+    assert_eq!(second.status(), 200);
+    let second: Value = second.json().await.unwrap();
+    let claims = decode_unverified(second["access_token"].as_str().unwrap()).1;
+    assert_eq!(claims["sub"], USERNAME);
+    assert_eq!(claims["aud"], "stats-api");
+    assert_eq!(claims["client_id"], SCOUTING_ID);
+    assert_eq!(
+        claims["act"],
+        json!({"sub": SCOUTING_ID, "act": {"sub": PLAYERS_ID}})
+    );
+    // Still no wider than the first hop's players:write, though scouting may players:read.
+    assert_eq!(claims["scope"], "players:write");
+}
+
+#[tokio::test]
+async fn malformed_exchanges_are_invalid_request() {
+    let (auth, _db) = server().await;
+    let subject = user_token(&auth).await;
+    let cases: [(&str, Vec<(&str, &str)>); 5] = [
+        ("no subject_token", vec![("grant_type", EXCHANGE)]),
+        (
+            "no subject_token_type",
+            vec![
+                ("grant_type", EXCHANGE),
+                ("subject_token", subject.as_str()),
+            ],
+        ),
+        (
+            "a refresh token type",
+            vec![
+                ("grant_type", EXCHANGE),
+                ("subject_token", subject.as_str()),
+                (
+                    "subject_token_type",
+                    "urn:ietf:params:oauth:token-type:refresh_token",
+                ),
+            ],
+        ),
+        (
+            "an actor_token",
+            vec![
+                ("grant_type", EXCHANGE),
+                ("subject_token", subject.as_str()),
+                ("subject_token_type", ACCESS_TOKEN),
+                ("actor_token", subject.as_str()),
+                ("actor_token_type", ACCESS_TOKEN),
+            ],
+        ),
+        (
+            "a requested id_token",
+            vec![
+                ("grant_type", EXCHANGE),
+                ("subject_token", subject.as_str()),
+                ("subject_token_type", ACCESS_TOKEN),
+                (
+                    "requested_token_type",
+                    "urn:ietf:params:oauth:token-type:id_token",
+                ),
+            ],
+        ),
+    ];
+    for (what, form) in cases {
+        let response = auth.token_basic(PLAYERS_ID, PLAYERS_SECRET, &form).await;
+        assert_eq!(response.status(), 400, "{what}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"], "invalid_request", "{what}: {body}");
+        assert!(
+            !body.to_string().contains(&subject),
+            "{what}: the token is never echoed"
+        );
+    }
+}
+
+#[tokio::test]
+async fn subject_tokens_that_are_not_live_tokens_for_the_actors_api_are_refused() {
+    let (auth, _db) = server().await;
+    let (stranger, _stranger_db) = server().await;
+
+    // Not a JWT; another issuer's; meant for another API (scouting-api, not players-api).
+    let foreign = stranger.access_token().await;
+    let elsewhere = auth
+        .access_token_for(CLIENT_ID, CLIENT_SECRET, &[("audience", "scouting-api")])
+        .await;
+    for token in ["not-a-token", foreign.as_str(), elsewhere.as_str()] {
+        let response = exchange(&auth, PLAYERS, token, &[]).await;
+        assert_oauth_error_code(response, 400, "invalid_request").await;
+    }
+
+    // Revoked by its own client: refused from then on.
+    let own = auth.access_token().await;
+    assert_eq!(exchange(&auth, PLAYERS, &own, &[]).await.status(), 200);
+    let revoked = auth
+        .http
+        .post(auth.url("/auth/revoke"))
+        .basic_auth(CLIENT_ID, Some(CLIENT_SECRET))
+        .form(&[("token", own.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoked.status(), 200);
+    assert_oauth_error_code(
+        exchange(&auth, PLAYERS, &own, &[]).await,
+        400,
+        "invalid_request",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn an_expired_subject_token_is_refused() {
+    let (auth, _db) = server_with(|settings| settings.token_ttl_secs = 1).await;
+    let subject = auth.access_token().await;
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+
+    let response = exchange(&auth, PLAYERS, &subject, &[]).await;
+
+    assert_oauth_error_code(response, 400, "invalid_request").await;
+}
+
+#[tokio::test]
+async fn exchanges_beyond_what_the_actor_is_granted_are_refused_with_their_codes() {
+    let (auth, _db) = server().await;
+    let subject = user_token(&auth).await;
+
+    // Targets it may not exchange to: its own API, an unknown one, two that disagree.
+    for target in [
+        vec![("audience", "players-api")],
+        vec![("resource", "billing-api")],
+        vec![("resource", "scouting-api"), ("audience", "stats-api")],
+    ] {
+        let response = exchange(&auth, PLAYERS, &subject, &target).await;
+        assert_oauth_error_code(response, 400, "invalid_target").await;
+    }
+    // Scopes beyond the subject's or the actor's.
+    for scope in ["players:read", "squad:admin", "players:write profile"] {
+        let response = exchange(&auth, PLAYERS, &subject, &[("scope", scope)]).await;
+        assert_oauth_error_code(response, 400, "invalid_scope").await;
+    }
+    // A client without the grant, and a subject token the actor shares no scope with.
+    let response = exchange(&auth, (READER_ID, READER_SECRET), &subject, &[]).await;
+    assert_oauth_error_code(response, 400, "unauthorized_client").await;
+    let reader = auth.access_token_for(READER_ID, READER_SECRET, &[]).await;
+    let response = exchange(&auth, PLAYERS, &reader, &[]).await;
+    assert_oauth_error_code(response, 400, "invalid_scope").await;
+    // A wrong secret is still invalid_client, before anything about the subject token.
+    let response = exchange(&auth, (PLAYERS_ID, "wrong-secret-0000"), &subject, &[]).await;
+    assert_oauth_error_code(response, 401, "invalid_client").await;
+}
+
+#[tokio::test]
+async fn exchange_targets_without_the_grant_are_a_configuration_error() {
+    let db = TestDb::new().await;
+    let mut settings = auth_settings(&db, &new_kek());
+    settings.clients.push(BootstrapClient {
+        grant_types: vec!["client_credentials".into()],
+        ..exchanger(
+            PLAYERS_ID,
+            PLAYERS_SECRET,
+            "players-api",
+            &["players:write"],
+            "scouting-api",
+        )
+    });
+
+    let err = match auth_server::startup::Application::build(settings).await {
+        Ok(_) => panic!("a client with exchange_to but without the grant was accepted"),
+        Err(err) => err.to_string(),
+    };
+
+    assert!(err.contains("exchange_to"), "{err}");
+}
+
+#[tokio::test]
+async fn a_client_added_with_exchange_to_exchanges_and_is_listed_so() {
+    let (auth, _db) = server().await;
+    let printed = crate::helpers::cli(
+        &auth.settings,
+        &[
+            "clients",
+            "add",
+            "--id",
+            "billing",
+            "--scope",
+            "players:write",
+            "--audience",
+            "players-api",
+            "--exchange-to",
+            "scouting-api",
+            "--grant-type",
+            "token-exchange",
+        ],
+    )
+    .await
+    .unwrap();
+    let secret = crate::helpers::secret_from(&printed);
+    let subject = auth.access_token().await;
+
+    let response = exchange(&auth, ("billing", &secret), &subject, &[]).await;
+
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    let claims = decode_unverified(body["access_token"].as_str().unwrap()).1;
+    assert_eq!(claims["act"], json!({"sub": "billing"}));
+    assert_eq!(claims["sub"], CLIENT_ID);
+    let listed = crate::helpers::cli(&auth.settings, &["clients", "list"])
+        .await
+        .unwrap();
+    let line = listed.lines().find(|l| l.starts_with("billing")).unwrap();
+    assert!(
+        line.contains("token-exchange") && line.trim_end().ends_with("scouting-api"),
+        "{listed}"
+    );
+    // Only the grants it was given: no client credentials of its own.
+    let own = auth
+        .token_basic("billing", &secret, &[("grant_type", "client_credentials")])
+        .await;
+    assert_oauth_error_code(own, 400, "unauthorized_client").await;
+}
