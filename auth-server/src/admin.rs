@@ -114,6 +114,22 @@ impl ClientSpec {
                  urn:ietf:params:oauth:grant-type:token-exchange and at least one exchange_to API",
             ));
         }
+        // An exchanging client is an API's own identity: its one audience is the API whose
+        // callers' tokens it may exchange, and it may not exchange into that same API.
+        if !exchange_to.is_empty() {
+            if audiences.len() != 1 {
+                return Err(invalid(
+                    field("audiences"),
+                    "a client that exchanges tokens has exactly one audience: the API it is",
+                ));
+            }
+            if exchange_to.contains(&audiences[0]) {
+                return Err(invalid(
+                    field("exchange_to"),
+                    "may not name the client's own API (its audience)",
+                ));
+            }
+        }
         let authentication = check_authentication(&self.authentication, &field)?;
         Ok(NewClient {
             id,

@@ -69,9 +69,9 @@ pub struct AddClient {
     /// An audience the client may request tokens for; the first is the default (repeat).
     #[arg(long = "audience", required = true)]
     pub audiences: Vec<String>,
-    /// Allowed grant (repeat): client_credentials (default), password, refresh_token,
-    /// urn:ietf:params:oauth:grant-type:token-exchange (implied by --exchange-to).
-    #[arg(long = "grant-type", default_value = "client_credentials")]
+    /// Allowed grant (repeat): client_credentials (the default without --exchange-to),
+    /// password, refresh_token, token-exchange (implied by --exchange-to).
+    #[arg(long = "grant-type")]
     pub grant_types: Vec<String>,
     /// An API (audience) the client may get tokens for on behalf of the subject of a token
     /// sent to it (RFC 8693 token exchange; repeat; the first is the default target).
@@ -468,10 +468,18 @@ impl<const N: usize> Table<N> {
     }
 }
 
-/// `--exchange-to` implies the token-exchange grant (`--grant-type` lists the others).
+/// The grants of `clients add`: those named, or `client_credentials` when none are; with
+/// `--exchange-to`, the token-exchange grant and nothing else unless named (an API's exchanging
+/// client needs no token of its own).
 fn with_exchange(mut grants: Vec<String>, exchange: bool) -> Vec<String> {
+    if !exchange {
+        if grants.is_empty() {
+            grants.push(GrantType::ClientCredentials.as_str().to_owned());
+        }
+        return grants;
+    }
     let named = |g: &String| g.parse::<GrantType>() == Ok(GrantType::TokenExchange);
-    if exchange && !grants.iter().any(named) {
+    if !grants.iter().any(named) {
         grants.push(TOKEN_EXCHANGE.to_owned());
     }
     grants

@@ -335,11 +335,135 @@ async fn exchanges_beyond_what_the_actor_is_granted_are_refused_with_their_codes
 }
 
 #[tokio::test]
-async fn exchange_targets_without_the_grant_are_a_configuration_error() {
+async fn exchanging_clients_that_could_grow_are_a_configuration_error() {
+    let base = || {
+        exchanger(
+            PLAYERS_ID,
+            PLAYERS_SECRET,
+            "players-api",
+            &["players:write"],
+            "scouting-api",
+        )
+    };
+    let cases = [
+        (
+            "exchange_to without the grant",
+            BootstrapClient {
+                grant_types: vec!["client_credentials".into()],
+                ..base()
+            },
+            "exchange_to",
+        ),
+        (
+            "the grant without exchange_to",
+            BootstrapClient {
+                exchange_to: Vec::new(),
+                ..base()
+            },
+            "exchange_to",
+        ),
+        (
+            "two audiences: which API is it?",
+            BootstrapClient {
+                audiences: vec!["players-api".into(), "billing-api".into()],
+                ..base()
+            },
+            "audiences",
+        ),
+        (
+            "exchanging into its own API",
+            BootstrapClient {
+                exchange_to: vec!["scouting-api".into(), "players-api".into()],
+                ..base()
+            },
+            "exchange_to",
+        ),
+    ];
+    for (what, client, field) in cases {
+        let db = TestDb::new().await;
+        let mut settings = auth_settings(&db, &new_kek());
+        settings.clients.push(client);
+
+        let err = match auth_server::startup::Application::build(settings).await {
+            Ok(_) => panic!("{what}: accepted"),
+            Err(err) => err.to_string(),
+        };
+
+        assert!(err.contains(field), "{what}: {err}");
+    }
+}
+
+#[tokio::test]
+async fn a_client_may_not_exchange_its_own_token_into_more_audiences() {
+    let (auth, _db) = server_with(|settings| {
+        settings.clients.push(BootstrapClient {
+            grant_types: vec!["client_credentials".into(), "token-exchange".into()],
+            ..exchanger(
+                "hybrid",
+                "hybrid-secret-0123",
+                "players-api",
+                &["players:write"],
+                "scouting-api",
+            )
+        });
+    })
+    .await;
+    let own = auth
+        .access_token_for("hybrid", "hybrid-secret-0123", &[])
+        .await;
+
+    let response = exchange(&auth, ("hybrid", "hybrid-secret-0123"), &own, &[]).await;
+
+    assert_oauth_error_code(response, 400, "invalid_request").await;
+}
+
+#[tokio::test]
+async fn a_refresh_token_is_not_a_subject_token_and_the_subjects_client_cannot_see_the_new_one() {
+    let (auth, _db) = server().await;
+    let response = auth
+        .token_basic(
+            APP_ID,
+            APP_SECRET,
+            &[
+                ("grant_type", "password"),
+                ("username", USERNAME),
+                ("password", PASSWORD),
+            ],
+        )
+        .await;
+    let body: Value = response.json().await.unwrap();
+    let refresh = body["refresh_token"].as_str().unwrap();
+    let access = body["access_token"].as_str().unwrap();
+
+    let response = exchange(&auth, PLAYERS, refresh, &[]).await;
+    assert_oauth_error_code(response, 400, "invalid_request").await;
+    let exchanged: Value = exchange(&auth, PLAYERS, access, &[])
+        .await
+        .json()
+        .await
+        .unwrap();
+    let exchanged = exchanged["access_token"].as_str().unwrap();
+    // squad-app's audience is players-api only: the scouting token is not its to inspect.
+    let seen: Value = auth
+        .http
+        .post(auth.url("/auth/introspect"))
+        .basic_auth(APP_ID, Some(APP_SECRET))
+        .form(&[("token", exchanged)])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(seen, json!({"active": false}));
+}
+
+#[tokio::test]
+async fn narrowing_exchange_to_in_the_configuration_takes_effect_at_the_next_start() {
     let db = TestDb::new().await;
     let mut settings = auth_settings(&db, &new_kek());
     settings.clients.push(BootstrapClient {
-        grant_types: vec!["client_credentials".into()],
+        exchange_to: vec!["scouting-api".into(), "stats-api".into()],
         ..exchanger(
             PLAYERS_ID,
             PLAYERS_SECRET,
@@ -348,13 +472,20 @@ async fn exchange_targets_without_the_grant_are_a_configuration_error() {
             "scouting-api",
         )
     });
+    let auth = crate::helpers::start_with_own_issuer(settings.clone()).await;
+    let subject = auth.access_token().await;
+    let widened = exchange(&auth, PLAYERS, &subject, &[("audience", "stats-api")]).await;
+    assert_eq!(widened.status(), 200);
+    auth.stop().await;
 
-    let err = match auth_server::startup::Application::build(settings).await {
-        Ok(_) => panic!("a client with exchange_to but without the grant was accepted"),
-        Err(err) => err.to_string(),
-    };
+    settings.clients.last_mut().unwrap().exchange_to = vec!["scouting-api".into()];
+    let auth = crate::helpers::start_with_own_issuer(settings).await;
+    let subject = auth.access_token().await;
 
-    assert!(err.contains("exchange_to"), "{err}");
+    let response = exchange(&auth, PLAYERS, &subject, &[("audience", "stats-api")]).await;
+
+    assert_oauth_error_code(response, 400, "invalid_target").await;
+    assert_eq!(exchange(&auth, PLAYERS, &subject, &[]).await.status(), 200);
 }
 
 #[tokio::test]
@@ -373,8 +504,6 @@ async fn a_client_added_with_exchange_to_exchanges_and_is_listed_so() {
             "players-api",
             "--exchange-to",
             "scouting-api",
-            "--grant-type",
-            "token-exchange",
         ],
     )
     .await

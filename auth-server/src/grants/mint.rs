@@ -74,8 +74,9 @@ impl Minter {
         let now = now_secs();
         let ttl_secs = i64::from(self.ttl_secs).min(not_after.saturating_sub(now));
         if ttl_secs <= 0 {
-            return Err(TokenError::InvalidGrant(
-                "the token it would replace has expired",
+            // Only an exchange passes a `not_after`: its subject token expired meanwhile.
+            return Err(TokenError::InvalidRequest(
+                "subject_token has expired".into(),
             ));
         }
         let mut buffer = uuid::Uuid::encode_buffer();

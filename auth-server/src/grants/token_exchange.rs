@@ -56,8 +56,13 @@ pub(super) async fn issue(
         .live_access_token(subject_token)
         .await?
         .ok_or_else(|| request("subject_token is not an active access token of this issuer"))?;
-    if !actor.audiences.iter().any(|a| a.as_str() == subject.aud) {
+    // The actor's one audience is the API it is (admin.rs holds exchanging clients to one).
+    if actor.audiences.first().map(Audience::as_str) != Some(subject.aud.as_str()) {
         return Err(request("subject_token is not meant for this client's API"));
+    }
+    // Its own token would turn `exchange_to` into more audiences for itself.
+    if subject.sub == actor.id.as_str() {
+        return Err(request("subject_token is this client's own token"));
     }
     let act = Actor {
         sub: actor.id.as_str().to_owned(),

@@ -115,6 +115,7 @@ impl ClientStore for ClientRepository {
                             client::Column::FederatedIssuer,
                             client::Column::FederatedSubject,
                             client::Column::DpopBound,
+                            client::Column::ExchangeTo,
                             client::Column::UpdatedAt,
                         ])
                         .to_owned(),
