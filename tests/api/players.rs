@@ -215,18 +215,9 @@ async fn the_protected_resource_metadata_leads_a_client_to_the_issuer() {
         1
     );
 
-    let metadata: Value = api
-        .http
-        .get(format!(
-            "{}/.well-known/oauth-authorization-server",
-            auth.address
-        ))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let metadata = auth
+        .get_json("/.well-known/oauth-authorization-server")
+        .await;
     assert_eq!(metadata["issuer"], issuer);
     let token_endpoint = metadata["token_endpoint"].as_str().unwrap();
     assert!(token_endpoint.ends_with("/auth/token"), "{token_endpoint}");

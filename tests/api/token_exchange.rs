@@ -100,6 +100,20 @@ async fn exchange(
 }
 
 const PLAYERS: (&str, &str) = (PLAYERS_ID, PLAYERS_SECRET);
+
+/// What introspection tells client `id` about `token`.
+async fn introspect(auth: &AuthServer, (id, secret): (&str, &str), token: &str) -> Value {
+    let response = auth
+        .http
+        .post(auth.url("/auth/introspect"))
+        .basic_auth(id, Some(secret))
+        .form(&[("token", token)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    response.json().await.unwrap()
+}
 const SCOUTING: (&str, &str) = (SCOUTING_ID, SCOUTING_SECRET);
 
 #[tokio::test]
@@ -145,17 +159,7 @@ async fn the_players_api_gets_a_scouting_token_for_its_caller_and_nothing_grows(
         scouting.create(Some(token), &new_player(41)).await.status(),
         201
     );
-    let introspection: Value = auth
-        .http
-        .post(auth.url("/auth/introspect"))
-        .basic_auth(PLAYERS_ID, Some(PLAYERS_SECRET))
-        .form(&[("token", token)])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let introspection = introspect(&auth, PLAYERS, token).await;
     assert_eq!(introspection["active"], true);
     assert_eq!(introspection["sub"], USERNAME);
     assert_eq!(introspection["act"], json!({"sub": PLAYERS_ID}));
@@ -444,17 +448,7 @@ async fn a_refresh_token_is_not_a_subject_token_and_the_subjects_client_cannot_s
         .unwrap();
     let exchanged = exchanged["access_token"].as_str().unwrap();
     // squad-app's audience is players-api only: the scouting token is not its to inspect.
-    let seen: Value = auth
-        .http
-        .post(auth.url("/auth/introspect"))
-        .basic_auth(APP_ID, Some(APP_SECRET))
-        .form(&[("token", exchanged)])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let seen = introspect(&auth, (APP_ID, APP_SECRET), exchanged).await;
     assert_eq!(seen, json!({"active": false}));
 }
 
