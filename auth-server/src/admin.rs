@@ -66,6 +66,8 @@ pub struct ClientSpec {
     pub dpop_bound: bool,
     /// Token exchange targets (RFC 8693).
     pub exchange_to: Vec<String>,
+    /// Its access tokens' longest lifetime, in seconds.
+    pub token_ttl_secs: Option<u32>,
 }
 
 impl ClientSpec {
@@ -130,6 +132,14 @@ impl ClientSpec {
                 ));
             }
         }
+        if let Some(ttl) = self.token_ttl_secs
+            && !(1..=86_400).contains(&ttl)
+        {
+            return Err(invalid(
+                field("token_ttl_secs"),
+                "must be 1 to 86400 seconds",
+            ));
+        }
         let authentication = check_authentication(&self.authentication, &field)?;
         Ok(NewClient {
             id,
@@ -140,6 +150,7 @@ impl ClientSpec {
             authentication,
             dpop_bound: self.dpop_bound,
             exchange_to,
+            token_ttl_secs: self.token_ttl_secs,
         })
     }
 }
@@ -414,6 +425,7 @@ impl Admin {
                 authentication,
                 dpop_bound: entry.dpop_bound,
                 exchange_to: entry.exchange_to.clone(),
+                token_ttl_secs: entry.token_ttl_secs,
             };
             let client = spec.parse(&prefix, hash)?;
             self.clients.upsert(&client, now_secs()).await?;

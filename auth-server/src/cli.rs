@@ -50,7 +50,7 @@ pub enum Command {
 #[derive(Debug, Subcommand)]
 pub enum ClientsCommand {
     /// Register a client; prints its generated secret once.
-    Add(AddClient),
+    Add(Box<AddClient>),
     /// List clients (never their secrets).
     List,
     /// Delete a client (and revoke its refresh tokens).
@@ -77,6 +77,10 @@ pub struct AddClient {
     /// sent to it (RFC 8693 token exchange; repeat; the first is the default target).
     #[arg(long = "exchange-to")]
     pub exchange_to: Vec<String>,
+    /// Its access tokens live at most this many seconds (the server's token_ttl_secs still
+    /// bounds them).
+    #[arg(long = "token-ttl", value_name = "SECS")]
+    pub token_ttl_secs: Option<u32>,
     /// `private_key_jwt` with these public keys (a JWKS file): no secret is generated.
     #[arg(long, conflicts_with_all = ["jwks_uri", "federated_issuer"])]
     pub jwks_file: Option<PathBuf>,
@@ -225,6 +229,7 @@ async fn clients(
     let admin = startup::admin(settings, &existing_database(settings).await?);
     match command {
         ClientsCommand::Add(add) => {
+            let add = *add;
             let authentication = if let Some(path) = &add.jwks_file {
                 let jwks = std::fs::read_to_string(path)
                     .map_err(|err| fail(format!("cannot read {}: {err}", path.display())))?;
@@ -247,6 +252,7 @@ async fn clients(
                 authentication,
                 dpop_bound: add.dpop_bound,
                 exchange_to: add.exchange_to,
+                token_ttl_secs: add.token_ttl_secs,
             };
             let secret = admin.add_client(&spec).await.map_err(fail)?;
             writeln!(out, "client_id:     {}", spec.client_id).map_err(fail)?;
@@ -265,6 +271,7 @@ async fn clients(
                 "SCOPES",
                 "AUDIENCES",
                 "GRANT TYPES",
+                "TOKEN TTL",
                 "EXCHANGE TO",
             ]);
             for c in admin.list_clients().await.map_err(fail)? {
@@ -288,6 +295,8 @@ async fn clients(
                     c.scopes.to_string(),
                     audiences.join(" "),
                     grants.join(" "),
+                    c.token_ttl_secs
+                        .map_or_else(|| "-".to_owned(), |ttl| format!("{ttl}s")),
                     exchange.join(" "),
                 ]);
             }

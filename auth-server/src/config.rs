@@ -152,6 +152,9 @@ pub struct BootstrapClient {
     /// token exchange; needs the token-exchange grant type). The first is the default target.
     #[serde(default)]
     pub exchange_to: Vec<String>,
+    /// Its access tokens live at most this long, in seconds (1 to 86400); the server's
+    /// `token_ttl_secs` still bounds them. Unset: the server's.
+    pub token_ttl_secs: Option<u32>,
 }
 
 impl Default for BootstrapClient {
@@ -172,6 +175,7 @@ impl Default for BootstrapClient {
             federated_subject: None,
             dpop_bound: false,
             exchange_to: Vec::new(),
+            token_ttl_secs: None,
         }
     }
 }

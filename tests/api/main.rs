@@ -3,6 +3,7 @@
 mod helpers;
 
 mod cli;
+mod client_policy;
 mod discovery;
 mod keys;
 mod newcomer;

@@ -161,6 +161,9 @@ pub struct Client {
     /// The APIs this client may get tokens for on behalf of a subject (RFC 8693); the first is
     /// the default target. Empty: no exchange.
     pub exchange_to: Vec<Audience>,
+    /// Its access tokens live at most this long (the server's `token_ttl_secs` still bounds
+    /// them); `None`: the server's.
+    pub token_ttl_secs: Option<u32>,
 }
 
 impl Client {
@@ -181,6 +184,7 @@ pub struct NewClient {
     pub audiences: Vec<Audience>,
     pub grant_types: BTreeSet<GrantType>,
     pub exchange_to: Vec<Audience>,
+    pub token_ttl_secs: Option<u32>,
 }
 
 #[cfg(test)]

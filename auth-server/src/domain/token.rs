@@ -123,6 +123,7 @@ mod tests {
                 .collect(),
             grant_types: BTreeSet::from([GrantType::ClientCredentials]),
             exchange_to: Vec::new(),
+            token_ttl_secs: None,
         }
     }
 

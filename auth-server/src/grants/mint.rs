@@ -72,7 +72,11 @@ impl Minter {
         act: Option<Actor>,
     ) -> Result<IssuedToken, TokenError> {
         let now = now_secs();
-        let ttl_secs = i64::from(self.ttl_secs).min(not_after.saturating_sub(now));
+        // The shortest of the server's lifetime, the client's own and, for an exchange, what
+        // is left of the subject token's.
+        let ttl_secs = i64::from(self.ttl_secs)
+            .min(client.token_ttl_secs.map_or(i64::MAX, i64::from))
+            .min(not_after.saturating_sub(now));
         if ttl_secs <= 0 {
             // Only an exchange passes a `not_after`: its subject token expired meanwhile.
             return Err(TokenError::InvalidRequest(

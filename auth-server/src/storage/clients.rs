@@ -116,6 +116,7 @@ impl ClientStore for ClientRepository {
                             client::Column::FederatedSubject,
                             client::Column::DpopBound,
                             client::Column::ExchangeTo,
+                            client::Column::TokenTtlSecs,
                             client::Column::UpdatedAt,
                         ])
                         .to_owned(),
@@ -208,6 +209,7 @@ fn to_active(new: &NewClient, now: i64) -> client::ActiveModel {
         }),
         dpop_bound: Set(new.dpop_bound),
         exchange_to: Set(join(new.exchange_to.iter(), |a| a.as_str())),
+        token_ttl_secs: Set(new.token_ttl_secs.and_then(|ttl| i32::try_from(ttl).ok())),
         created_at: Set(now),
         updated_at: Set(now),
     }
@@ -259,5 +261,9 @@ fn to_domain(row: client::Model) -> Result<Client, StoreError> {
             .map(Audience::parse)
             .collect::<Result<Vec<_>, _>>()
             .map_err(|_| corrupt("exchange_to"))?,
+        token_ttl_secs: row
+            .token_ttl_secs
+            .map(|ttl| u32::try_from(ttl).map_err(|_| corrupt("token_ttl_secs")))
+            .transpose()?,
     })
 }

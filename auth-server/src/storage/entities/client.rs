@@ -27,6 +27,8 @@ pub struct Model {
     pub dpop_bound: bool,
     /// Token exchange targets (RFC 8693), space-separated, the default first.
     pub exchange_to: String,
+    /// Its access tokens' longest lifetime; NULL: the server's.
+    pub token_ttl_secs: Option<i32>,
     pub created_at: i64,
     pub updated_at: i64,
 }

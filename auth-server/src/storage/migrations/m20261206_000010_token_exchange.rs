@@ -1,5 +1,6 @@
-//! Token exchange (RFC 8693): the APIs a client may get tokens for on behalf of a subject.
-//! Existing clients get none, so nothing they could do before changes.
+//! Per-client policy: token exchange (RFC 8693), the APIs a client may get tokens for on
+//! behalf of a subject, and a client's own access-token lifetime. Existing clients get no
+//! exchange target and the server's lifetime, so nothing they could do before changes.
 
 use sea_orm_migration::prelude::*;
 
@@ -10,23 +11,34 @@ pub struct Migration;
 enum Clients {
     Table,
     ExchangeTo,
+    TokenTtlSecs,
 }
 
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .alter_table(
-                Table::alter()
-                    .table(Clients::Table)
-                    .add_column(
-                        ColumnDef::new(Clients::ExchangeTo)
-                            .text()
-                            .not_null()
-                            .default(""),
-                    )
-                    .to_owned(),
-            )
-            .await
+        // One column per statement: SQLite's ALTER TABLE adds one at a time.
+        let columns = [
+            ColumnDef::new(Clients::ExchangeTo)
+                .text()
+                .not_null()
+                .default("")
+                .to_owned(),
+            ColumnDef::new(Clients::TokenTtlSecs)
+                .integer()
+                .null()
+                .to_owned(),
+        ];
+        for mut column in columns {
+            manager
+                .alter_table(
+                    Table::alter()
+                        .table(Clients::Table)
+                        .add_column(&mut column)
+                        .to_owned(),
+                )
+                .await?;
+        }
+        Ok(())
     }
 }
