@@ -72,6 +72,7 @@ fn claims(issuer: &str) -> AccessTokenClaims {
         jti: uuid::Uuid::new_v4().to_string(),
         cnf: None,
         act: None,
+        extra: Default::default(),
     }
 }
 

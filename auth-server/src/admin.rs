@@ -11,7 +11,7 @@ use crate::config::{BootstrapClient, BootstrapUser, ClientCredentialSource, Secr
 use crate::crypto::{self, SecretVerifier};
 use crate::domain::{
     Audience, Client, ClientAuthentication, ClientId, ClientKeys, GrantType, NewClient, ScopeSet,
-    User, Username,
+    StaticClaims, User, Username,
 };
 use crate::stores::{ClientStore, StoreError, TokenStore, UserStore};
 use token_verifier::keys::PublicKeySet;
@@ -68,6 +68,8 @@ pub struct ClientSpec {
     pub exchange_to: Vec<String>,
     /// Its access tokens' longest lifetime, in seconds.
     pub token_ttl_secs: Option<u32>,
+    /// Static claims of its access tokens.
+    pub claims: std::collections::BTreeMap<String, serde_json::Value>,
 }
 
 impl ClientSpec {
@@ -140,6 +142,8 @@ impl ClientSpec {
                 "must be 1 to 86400 seconds",
             ));
         }
+        let claims =
+            StaticClaims::parse(self.claims.clone()).map_err(|e| invalid(field("claims"), e))?;
         let authentication = check_authentication(&self.authentication, &field)?;
         Ok(NewClient {
             id,
@@ -151,6 +155,7 @@ impl ClientSpec {
             dpop_bound: self.dpop_bound,
             exchange_to,
             token_ttl_secs: self.token_ttl_secs,
+            claims,
         })
     }
 }
@@ -426,6 +431,7 @@ impl Admin {
                 dpop_bound: entry.dpop_bound,
                 exchange_to: entry.exchange_to.clone(),
                 token_ttl_secs: entry.token_ttl_secs,
+                claims: entry.claims.clone(),
             };
             let client = spec.parse(&prefix, hash)?;
             self.clients.upsert(&client, now_secs()).await?;

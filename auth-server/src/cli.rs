@@ -81,6 +81,10 @@ pub struct AddClient {
     /// bounds them).
     #[arg(long = "token-ttl", value_name = "SECS")]
     pub token_ttl_secs: Option<u32>,
+    /// A claim added to every access token it gets, as NAME=VALUE (a string; repeat), e.g.
+    /// `--claim tenant=acme`. Never a registered claim (iss, sub, aud, scope, …).
+    #[arg(long = "claim", value_name = "NAME=VALUE", value_parser = parse_claim)]
+    pub claims: Vec<(String, String)>,
     /// `private_key_jwt` with these public keys (a JWKS file): no secret is generated.
     #[arg(long, conflicts_with_all = ["jwks_uri", "federated_issuer"])]
     pub jwks_file: Option<PathBuf>,
@@ -253,6 +257,11 @@ async fn clients(
                 dpop_bound: add.dpop_bound,
                 exchange_to: add.exchange_to,
                 token_ttl_secs: add.token_ttl_secs,
+                claims: add
+                    .claims
+                    .into_iter()
+                    .map(|(name, value)| (name, value.into()))
+                    .collect(),
             };
             let secret = admin.add_client(&spec).await.map_err(fail)?;
             writeln!(out, "client_id:     {}", spec.client_id).map_err(fail)?;
@@ -475,6 +484,13 @@ impl<const N: usize> Table<N> {
         }
         Ok(())
     }
+}
+
+/// `--claim NAME=VALUE`.
+fn parse_claim(arg: &str) -> Result<(String, String), String> {
+    arg.split_once('=')
+        .map(|(name, value)| (name.to_owned(), value.to_owned()))
+        .ok_or_else(|| "expected NAME=VALUE".to_owned())
 }
 
 /// The grants of `clients add`: those named, or `client_credentials` when none are; with

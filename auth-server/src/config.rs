@@ -155,6 +155,10 @@ pub struct BootstrapClient {
     /// Its access tokens live at most this long, in seconds (1 to 86400); the server's
     /// `token_ttl_secs` still bounds them. Unset: the server's.
     pub token_ttl_secs: Option<u32>,
+    /// Claims added to every access token issued to it, e.g. `claims = { tenant = "acme" }`;
+    /// never a registered claim (`iss`, `sub`, `aud`, `scope`, `act`, …).
+    #[serde(default)]
+    pub claims: std::collections::BTreeMap<String, serde_json::Value>,
 }
 
 impl Default for BootstrapClient {
@@ -176,6 +180,7 @@ impl Default for BootstrapClient {
             dpop_bound: false,
             exchange_to: Vec::new(),
             token_ttl_secs: None,
+            claims: Default::default(),
         }
     }
 }

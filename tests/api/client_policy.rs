@@ -149,3 +149,80 @@ async fn a_token_ttl_out_of_range_in_the_configuration_stops_the_start() {
 
     assert!(err.contains("clients[0].token_ttl_secs"), "{err}");
 }
+
+#[tokio::test]
+async fn a_clients_static_claims_are_in_its_tokens_and_the_api_accepts_them() {
+    let (auth, _db) = spawn_auth_server_with(|settings| {
+        settings.clients[0].claims = [
+            ("tenant".to_owned(), serde_json::json!("acme")),
+            ("tier".to_owned(), serde_json::json!(2)),
+        ]
+        .into();
+    })
+    .await;
+
+    let token = auth.access_token().await;
+
+    let claims = decode_unverified(&token).1;
+    assert_eq!(claims["tenant"], "acme");
+    assert_eq!(claims["tier"], 2);
+    assert_eq!(claims["sub"], CLIENT_ID);
+    let api = crate::api_helpers::spawn_resource_api(&auth.address).await;
+    let created = api
+        .create(Some(&token), &crate::api_helpers::new_player(42))
+        .await;
+    assert_eq!(created.status(), 201);
+    // Another client's tokens carry none of them.
+    let reader = auth
+        .access_token_for(
+            crate::helpers::READER_ID,
+            crate::helpers::READER_SECRET,
+            &[],
+        )
+        .await;
+    assert!(decode_unverified(&reader).1.get("tenant").is_none());
+}
+
+#[tokio::test]
+async fn static_claims_never_override_registered_ones() {
+    let db = TestDb::new().await;
+    let mut settings = auth_settings(&db, &new_kek());
+    settings.clients[0].claims = [("sub".to_owned(), serde_json::json!("someone-else"))].into();
+
+    let err = match auth_server::startup::Application::build(settings).await {
+        Ok(_) => panic!("a static sub claim was accepted"),
+        Err(err) => err.to_string(),
+    };
+    assert!(
+        err.contains("clients[0].claims") && err.contains("sub"),
+        "{err}"
+    );
+
+    let (auth, _db) = spawn_auth_server_with(|_| {}).await;
+    let add = |claim: &'static str| {
+        let settings = auth.settings.clone();
+        async move {
+            cli(
+                &settings,
+                &[
+                    "clients",
+                    "add",
+                    "--id",
+                    "tenant-app",
+                    "--scope",
+                    "players:read",
+                    "--audience",
+                    "players-api",
+                    "--claim",
+                    claim,
+                ],
+            )
+            .await
+        }
+    };
+    let err = add("aud=billing-api").await.unwrap_err();
+    assert!(err.contains("claims") && err.contains("aud"), "{err}");
+    let secret = secret_from(&add("tenant=acme").await.unwrap());
+    let token = auth.access_token_for("tenant-app", &secret, &[]).await;
+    assert_eq!(decode_unverified(&token).1["tenant"], "acme");
+}

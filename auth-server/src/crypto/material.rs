@@ -406,6 +406,7 @@ mod tests {
             jti: "j".into(),
             cnf: None,
             act: None,
+            extra: Default::default(),
         }
     }
 

@@ -1,6 +1,6 @@
 //! OAuth clients: identifiers, audiences, allowed grants.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::str::FromStr;
 
@@ -164,6 +164,77 @@ pub struct Client {
     /// Its access tokens live at most this long (the server's `token_ttl_secs` still bounds
     /// them); `None`: the server's.
     pub token_ttl_secs: Option<u32>,
+    /// Claims added to every access token issued to it (a tenant id, say); never a registered
+    /// one ([`StaticClaims`] checks).
+    pub claims: StaticClaims,
+}
+
+/// A client's static claims: names that are not registered JWT / RFC 9068 / RFC 8693 / RFC
+/// 9449 claims, any JSON values, at most [`StaticClaims::MAX_BYTES`] as JSON.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StaticClaims(BTreeMap<String, serde_json::Value>);
+
+/// Why a set of static claims is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidClaims {
+    #[error("{0} is a registered claim the server sets itself")]
+    Registered(String),
+    #[error("claim names are 1 to 64 letters, digits, '_', '-', '.' or ':'")]
+    Name,
+    #[error("at most 1024 bytes of claims")]
+    TooLarge,
+}
+
+impl StaticClaims {
+    pub const MAX_BYTES: usize = 1024;
+
+    /// The claims the server sets, or that mean something to token consumers it does not want
+    /// a configuration to fake.
+    pub const REGISTERED: [&'static str; 15] = [
+        "iss",
+        "sub",
+        "aud",
+        "exp",
+        "nbf",
+        "iat",
+        "jti",
+        "client_id",
+        "scope",
+        "auth_time",
+        "acr",
+        "amr",
+        "cnf",
+        "act",
+        "may_act",
+    ];
+
+    pub fn parse(claims: BTreeMap<String, serde_json::Value>) -> Result<Self, InvalidClaims> {
+        for name in claims.keys() {
+            if Self::REGISTERED.contains(&name.as_str()) {
+                return Err(InvalidClaims::Registered(name.clone()));
+            }
+            let valid = (1..=64).contains(&name.len())
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"_-.:".contains(&b));
+            if !valid {
+                return Err(InvalidClaims::Name);
+            }
+        }
+        let size = serde_json::to_vec(&claims).map_or(usize::MAX, |json| json.len());
+        if size > Self::MAX_BYTES {
+            return Err(InvalidClaims::TooLarge);
+        }
+        Ok(Self(claims))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn as_map(&self) -> &BTreeMap<String, serde_json::Value> {
+        &self.0
+    }
 }
 
 impl Client {
@@ -185,6 +256,7 @@ pub struct NewClient {
     pub grant_types: BTreeSet<GrantType>,
     pub exchange_to: Vec<Audience>,
     pub token_ttl_secs: Option<u32>,
+    pub claims: StaticClaims,
 }
 
 #[cfg(test)]
@@ -198,6 +270,31 @@ mod tests {
         assert!(ClientId::parse("").is_err());
         assert!(ClientId::parse("has space").is_err());
         assert!(ClientId::parse(&"x".repeat(129)).is_err());
+    }
+
+    #[test]
+    fn static_claims_may_not_be_registered_ones_or_oddly_named_or_large() {
+        let map = |pairs: &[(&str, serde_json::Value)]| {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .collect::<BTreeMap<_, _>>()
+        };
+        assert!(StaticClaims::parse(map(&[("tenant", "acme".into())])).is_ok());
+        for registered in StaticClaims::REGISTERED {
+            assert_eq!(
+                StaticClaims::parse(map(&[(registered, "x".into())])),
+                Err(InvalidClaims::Registered(registered.into()))
+            );
+        }
+        assert_eq!(
+            StaticClaims::parse(map(&[("has space", 1.into())])),
+            Err(InvalidClaims::Name)
+        );
+        assert_eq!(
+            StaticClaims::parse(map(&[("big", "x".repeat(1100).into())])),
+            Err(InvalidClaims::TooLarge)
+        );
     }
 
     #[test]

@@ -6,8 +6,8 @@ mod token;
 mod user;
 
 pub use client::{
-    Audience, Client, ClientAuthentication, ClientId, ClientKeys, GrantType, InvalidName,
-    NewClient, TOKEN_EXCHANGE,
+    Audience, Client, ClientAuthentication, ClientId, ClientKeys, GrantType, InvalidClaims,
+    InvalidName, NewClient, StaticClaims, TOKEN_EXCHANGE,
 };
 pub use scope::{InvalidScope, Scope, ScopeSet};
 pub use token::{AccessTokenClaims, Actor, Confirmation, TokenRequestTarget, choose_audience};

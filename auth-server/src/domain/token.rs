@@ -24,6 +24,9 @@ pub struct AccessTokenClaims {
     /// it nested inside.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub act: Option<Actor>,
+    /// The client's static claims (a tenant id, say), none of them a registered name.
+    #[serde(flatten)]
+    pub extra: std::collections::BTreeMap<String, serde_json::Value>,
 }
 
 /// The `act` claim: the acting party, and the one that acted before it (a chain of exchanges).
@@ -72,6 +75,7 @@ impl AccessTokenClaims {
             jti,
             cnf: None,
             act: None,
+            extra: Default::default(),
         }
     }
 }
@@ -124,6 +128,7 @@ mod tests {
             grant_types: BTreeSet::from([GrantType::ClientCredentials]),
             exchange_to: Vec::new(),
             token_ttl_secs: None,
+            claims: Default::default(),
         }
     }
 

@@ -100,6 +100,7 @@ impl Minter {
         );
         claims.cnf = self.binding.clone().map(|jkt| Confirmation { jkt });
         claims.act = act;
+        claims.extra = client.claims.as_map().clone();
         let access_token = self.signer.sign(&claims).map_err(TokenError::internal)?;
         Ok(IssuedToken {
             access_token,

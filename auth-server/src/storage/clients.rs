@@ -17,6 +17,7 @@ use super::changes::record_client_change;
 use super::entities::client::{self, Entity as Clients};
 use crate::domain::{
     Audience, Client, ClientAuthentication, ClientId, ClientKeys, GrantType, NewClient, ScopeSet,
+    StaticClaims,
 };
 use crate::stores::{ClientStore, StoreError};
 
@@ -117,6 +118,7 @@ impl ClientStore for ClientRepository {
                             client::Column::DpopBound,
                             client::Column::ExchangeTo,
                             client::Column::TokenTtlSecs,
+                            client::Column::Claims,
                             client::Column::UpdatedAt,
                         ])
                         .to_owned(),
@@ -210,6 +212,7 @@ fn to_active(new: &NewClient, now: i64) -> client::ActiveModel {
         dpop_bound: Set(new.dpop_bound),
         exchange_to: Set(join(new.exchange_to.iter(), |a| a.as_str())),
         token_ttl_secs: Set(new.token_ttl_secs.and_then(|ttl| i32::try_from(ttl).ok())),
+        claims: Set(serde_json::to_string(new.claims.as_map()).unwrap_or_else(|_| "{}".into())),
         created_at: Set(now),
         updated_at: Set(now),
     }
@@ -265,5 +268,9 @@ fn to_domain(row: client::Model) -> Result<Client, StoreError> {
             .token_ttl_secs
             .map(|ttl| u32::try_from(ttl).map_err(|_| corrupt("token_ttl_secs")))
             .transpose()?,
+        claims: serde_json::from_str(&row.claims)
+            .ok()
+            .and_then(|claims| StaticClaims::parse(claims).ok())
+            .ok_or_else(|| corrupt("claims"))?,
     })
 }

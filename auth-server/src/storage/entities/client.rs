@@ -29,6 +29,8 @@ pub struct Model {
     pub exchange_to: String,
     /// Its access tokens' longest lifetime; NULL: the server's.
     pub token_ttl_secs: Option<i32>,
+    /// Static claims of its tokens, a JSON object.
+    pub claims: String,
     pub created_at: i64,
     pub updated_at: i64,
 }

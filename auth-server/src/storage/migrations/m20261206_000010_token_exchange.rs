@@ -1,6 +1,7 @@
 //! Per-client policy: token exchange (RFC 8693), the APIs a client may get tokens for on
-//! behalf of a subject, and a client's own access-token lifetime. Existing clients get no
-//! exchange target and the server's lifetime, so nothing they could do before changes.
+//! behalf of a subject; a client's own access-token lifetime; its static claims. Existing
+//! clients get no exchange target, the server's lifetime and no claims, so nothing they could
+//! do before changes.
 
 use sea_orm_migration::prelude::*;
 
@@ -12,6 +13,7 @@ enum Clients {
     Table,
     ExchangeTo,
     TokenTtlSecs,
+    Claims,
 }
 
 #[async_trait::async_trait]
@@ -27,6 +29,11 @@ impl MigrationTrait for Migration {
             ColumnDef::new(Clients::TokenTtlSecs)
                 .integer()
                 .null()
+                .to_owned(),
+            ColumnDef::new(Clients::Claims)
+                .text()
+                .not_null()
+                .default("{}")
                 .to_owned(),
         ];
         for mut column in columns {
