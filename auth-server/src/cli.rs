@@ -306,7 +306,11 @@ async fn clients(
                     grants.join(" "),
                     c.token_ttl_secs
                         .map_or_else(|| "-".to_owned(), |ttl| format!("{ttl}s")),
-                    exchange.join(" "),
+                    if exchange.is_empty() {
+                        "-".to_owned()
+                    } else {
+                        exchange.join(" ")
+                    },
                 ]);
             }
             table.write(out).map_err(fail)?;

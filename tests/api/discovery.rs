@@ -145,7 +145,12 @@ async fn metadata_names_everything_a_client_discovers_under_the_issuer() {
     );
     assert_eq!(
         metadata["grant_types_supported"],
-        serde_json::json!(["client_credentials", "password", "refresh_token"])
+        serde_json::json!([
+            "client_credentials",
+            "password",
+            "refresh_token",
+            "urn:ietf:params:oauth:grant-type:token-exchange"
+        ])
     );
     assert_eq!(
         metadata["introspection_endpoint"],
