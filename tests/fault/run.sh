@@ -96,6 +96,14 @@ trap 'exit 130' INT TERM
 
 on_auth() { ip netns exec "$NS_AUTH" "$@"; }
 on_api() { ip netns exec "$NS_API" "$@"; }
+# spawn_on NS COMMAND... &: a service in the background whose $! is the service itself. A
+# function run with & is a subshell, and without `exec` $! would be that subshell: stopping it
+# would leave the service running (and its namespace alive) after the test.
+spawn_on() {
+  local ns=$1
+  shift
+  exec ip netns exec "$ns" "$@"
+}
 
 # ---------------------------------------------------------------------------------------------
 # Requests. Every request to the API is made on the API's host (to its own address), so that
@@ -323,12 +331,19 @@ EOF
 pass "auth-server.toml and resource-api.toml (allow_insecure_jwks_url = true: a private test link)"
 
 step "services: the auth-server on the auth host, the players API on the api host"
-on_auth env RUST_LOG=info "$BIN/auth-server" --config "$TMP/auth-server.toml" >"$TMP/auth-server.log" 2>&1 &
+spawn_on "$NS_AUTH" env RUST_LOG=info "$BIN/auth-server" --config "$TMP/auth-server.toml" \
+  >"$TMP/auth-server.log" 2>&1 &
 PID[auth-server]=$!
 wait_ready auth "$AUTH_URL/health/ready" auth-server
-on_api env RUST_LOG=info "$BIN/resource-api" --config "$TMP/resource-api.toml" >"$TMP/resource-api.log" 2>&1 &
+spawn_on "$NS_API" env RUST_LOG=info "$BIN/resource-api" --config "$TMP/resource-api.toml" \
+  >"$TMP/resource-api.log" 2>&1 &
 PID[resource-api]=$!
 wait_ready api "$API_URL/health/ready" resource-api
+# The recorded pids are the services themselves, so that stopping them by pid stops them.
+for name in auth-server resource-api; do
+  [[ $(cat "/proc/${PID[$name]}/comm" 2>/dev/null) == "$name" ]] ||
+    fail "the pid recorded for $name ($(cat "/proc/${PID[$name]}/comm" 2>/dev/null)) is not the service"
+done
 pass "auth-server (pid ${PID[auth-server]}) and resource-api (pid ${PID[resource-api]}) ready: the API fetched the JWKS across the link"
 
 # ---------------------------------------------------------------------------------------------
