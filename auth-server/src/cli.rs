@@ -1,4 +1,4 @@
-//! The command line: `serve` (default), `clients …`, `users …`, `keys …`, `openapi`. It parses,
+//! The command line: `serve` (default), `apis …`, `clients …`, `users …`, `keys …`, `openapi`. It parses,
 //! opens what the command needs, calls the same operations the server uses (`admin`, `keys`)
 //! and prints.
 
@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 use service_kit::telemetry::{LogFormat, TraceExport, init_telemetry};
 
-use crate::admin::ClientSpec;
+use crate::admin::{ApiSpec, ApiUpdate, ClientSpec, Grant};
 use crate::config::Settings;
 use crate::domain::{ClientAuthentication, ClientKeys, GrantType, TOKEN_EXCHANGE};
 use crate::startup::{self, Application};
@@ -34,6 +34,9 @@ pub struct Cli {
 pub enum Command {
     /// Serve HTTP (the default).
     Serve,
+    /// Manage the APIs (resource servers) tokens are issued for.
+    #[command(subcommand)]
+    Apis(ApisCommand),
     /// Manage OAuth clients.
     #[command(subcommand)]
     Clients(ClientsCommand),
@@ -48,6 +51,70 @@ pub enum Command {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum ApisCommand {
+    /// Register an API: its id is the `aud` of its tokens; its scopes are the only ones its
+    /// tokens carry.
+    Add(AddApi),
+    /// List APIs.
+    List,
+    /// Change an API (what is not given stays); its clients keep their grants, within its new
+    /// scopes.
+    Update(UpdateApi),
+    /// Delete an API that no client names.
+    Remove { id: String },
+}
+
+#[derive(Debug, Args)]
+pub struct AddApi {
+    /// Its identifier, the `aud` of its tokens (e.g. players-api).
+    #[arg(long)]
+    pub id: String,
+    /// Its RFC 8707 resource URI (https, or http on localhost): a token request's `resource`
+    /// may name the API by it.
+    #[arg(long, value_name = "URI")]
+    pub resource: Option<String>,
+    /// A scope it defines (repeat, or space-separate).
+    #[arg(long = "scope")]
+    pub scopes: Vec<String>,
+    /// Its tokens live at most this many seconds (the server's and the client's limits still
+    /// apply: the shortest wins).
+    #[arg(long = "token-ttl", value_name = "SECS")]
+    pub token_ttl_secs: Option<u32>,
+    /// The only grants its tokens may come from (repeat): client_credentials, password,
+    /// refresh_token, token-exchange. Default: any grant the client may use.
+    #[arg(long = "grant-type")]
+    pub grant_types: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct UpdateApi {
+    pub id: String,
+    #[arg(long, value_name = "URI", conflicts_with = "no_resource")]
+    pub resource: Option<String>,
+    /// Remove its resource URI.
+    #[arg(long)]
+    pub no_resource: bool,
+    /// Its scopes, replacing the ones it had (repeat).
+    #[arg(long = "scope")]
+    pub scopes: Vec<String>,
+    #[arg(
+        long = "token-ttl",
+        value_name = "SECS",
+        conflicts_with = "no_token_ttl"
+    )]
+    pub token_ttl_secs: Option<u32>,
+    /// Remove its own token lifetime.
+    #[arg(long)]
+    pub no_token_ttl: bool,
+    /// The only grants its tokens may come from, replacing the ones it had (repeat).
+    #[arg(long = "grant-type", conflicts_with = "any_grant")]
+    pub grant_types: Vec<String>,
+    /// Let its tokens come from any grant.
+    #[arg(long)]
+    pub any_grant: bool,
+}
+
+#[derive(Debug, Subcommand)]
 pub enum ClientsCommand {
     /// Register a client; prints its generated secret once.
     Add(Box<AddClient>),
@@ -57,6 +124,24 @@ pub enum ClientsCommand {
     Remove { client_id: String },
     /// Replace a client's secret; prints the new one once.
     RotateSecret { client_id: String },
+    /// Grant a client a registered API with some of its scopes, or an API to exchange its
+    /// callers' tokens into (RFC 8693); what it had stays.
+    Grant(GrantArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct GrantArgs {
+    pub client_id: String,
+    /// A registered API the client may get tokens for.
+    #[arg(long, required_unless_present = "exchange_to")]
+    pub api: Option<String>,
+    /// One of that API's scopes (repeat, or space-separate).
+    #[arg(long = "scope", requires = "api")]
+    pub scopes: Vec<String>,
+    /// A registered API the client may exchange tokens sent to it into (repeat; adds the
+    /// token-exchange grant).
+    #[arg(long = "exchange-to")]
+    pub exchange_to: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -66,8 +151,9 @@ pub struct AddClient {
     /// A scope the client may request (repeat, or space-separate).
     #[arg(long = "scope", required = true)]
     pub scopes: Vec<String>,
-    /// An audience the client may request tokens for; the first is the default (repeat).
-    #[arg(long = "audience", required = true)]
+    /// An API (audience) the client may request tokens for; the first is the default
+    /// (repeat). Its tokens for a registered API carry only that API's scopes.
+    #[arg(long = "audience", visible_alias = "api", required = true)]
     pub audiences: Vec<String>,
     /// Allowed grant (repeat): client_credentials (the default without --exchange-to),
     /// password, refresh_token, token-exchange (implied by --exchange-to).
@@ -211,6 +297,7 @@ pub async fn run(
             let app = Application::build(settings).await.map_err(fail)?;
             app.run_until_stopped().await.map_err(fail)
         }
+        Command::Apis(command) => apis(&settings, command, out).await,
         Command::Clients(command) => clients(&settings, command, out).await,
         Command::Users(command) => users(&settings, command, passwords, out).await,
         Command::Keys(command) => keys(&settings, command, out).await,
@@ -285,14 +372,7 @@ async fn clients(
             ]);
             for c in admin.list_clients().await.map_err(fail)? {
                 let audiences: Vec<_> = c.audiences.iter().map(|a| a.as_str()).collect();
-                let grants: Vec<_> = c
-                    .grant_types
-                    .iter()
-                    .map(|g| match g {
-                        GrantType::TokenExchange => "token-exchange",
-                        other => other.as_str(),
-                    })
-                    .collect();
+                let grants: Vec<_> = c.grant_types.iter().map(|g| grant_name(*g)).collect();
                 let exchange: Vec<_> = c.exchange_to.iter().map(|a| a.as_str()).collect();
                 let mut auth = c.authentication.method_name().to_owned();
                 if c.dpop_bound {
@@ -319,6 +399,26 @@ async fn clients(
             admin.remove_client(&client_id).await.map_err(fail)?;
             writeln!(out, "removed client {client_id}").map_err(fail)?;
         }
+        ClientsCommand::Grant(grant) => {
+            let scopes = grant.scopes.join(" ");
+            admin
+                .grant(
+                    &grant.client_id,
+                    &Grant {
+                        api: grant.api.clone(),
+                        scopes: grant.scopes,
+                        exchange_to: grant.exchange_to.clone(),
+                    },
+                )
+                .await
+                .map_err(fail)?;
+            if let Some(api) = grant.api {
+                writeln!(out, "granted {} API {api} [{scopes}]", grant.client_id).map_err(fail)?;
+            }
+            for api in grant.exchange_to {
+                writeln!(out, "granted {} exchange to {api}", grant.client_id).map_err(fail)?;
+            }
+        }
         ClientsCommand::RotateSecret { client_id } => {
             let secret = admin.rotate_client_secret(&client_id).await.map_err(fail)?;
             writeln!(out, "client_id:     {client_id}").map_err(fail)?;
@@ -330,6 +430,91 @@ async fn clients(
         }
     }
     Ok(())
+}
+
+async fn apis(
+    settings: &Settings,
+    command: ApisCommand,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    let admin = startup::admin(settings, &existing_database(settings).await?);
+    match command {
+        ApisCommand::Add(add) => {
+            let api = admin
+                .add_api(&ApiSpec {
+                    id: add.id,
+                    resource: add.resource,
+                    scopes: Some(add.scopes),
+                    token_ttl_secs: add.token_ttl_secs,
+                    grant_types: (!add.grant_types.is_empty()).then_some(add.grant_types),
+                })
+                .await
+                .map_err(fail)?;
+            writeln!(out, "added api {}", api.id.as_str()).map_err(fail)?;
+        }
+        ApisCommand::List => {
+            let mut table = Table::new(["API ID", "RESOURCE", "SCOPES", "TOKEN TTL", "GRANTS"]);
+            for api in admin.list_apis().await.map_err(fail)? {
+                table.row([
+                    api.id.as_str().to_owned(),
+                    api.resource.clone().unwrap_or_else(|| "-".into()),
+                    match &api.scopes {
+                        None => "(undeclared)".to_owned(),
+                        Some(scopes) if scopes.is_empty() => "-".to_owned(),
+                        Some(scopes) => scopes.to_string(),
+                    },
+                    api.token_ttl_secs
+                        .map_or_else(|| "-".to_owned(), |ttl| format!("{ttl}s")),
+                    api.grant_types.as_ref().map_or_else(
+                        || "any".to_owned(),
+                        |grants| {
+                            grants
+                                .iter()
+                                .map(|g| grant_name(*g))
+                                .collect::<Vec<_>>()
+                                .join(" ")
+                        },
+                    ),
+                ]);
+            }
+            table.write(out).map_err(fail)?;
+        }
+        ApisCommand::Update(update) => {
+            let changes = ApiUpdate {
+                resource: if update.no_resource {
+                    Some(None)
+                } else {
+                    update.resource.map(Some)
+                },
+                scopes: (!update.scopes.is_empty()).then_some(update.scopes),
+                token_ttl_secs: if update.no_token_ttl {
+                    Some(None)
+                } else {
+                    update.token_ttl_secs.map(Some)
+                },
+                grant_types: if update.any_grant {
+                    Some(None)
+                } else {
+                    (!update.grant_types.is_empty()).then_some(Some(update.grant_types))
+                },
+            };
+            let api = admin.update_api(&update.id, &changes).await.map_err(fail)?;
+            writeln!(out, "updated api {}", api.id.as_str()).map_err(fail)?;
+        }
+        ApisCommand::Remove { id } => {
+            admin.remove_api(&id).await.map_err(fail)?;
+            writeln!(out, "removed api {id}").map_err(fail)?;
+        }
+    }
+    Ok(())
+}
+
+/// A grant's name in listings: the short alias for token exchange.
+fn grant_name(grant: GrantType) -> &'static str {
+    match grant {
+        GrantType::TokenExchange => "token-exchange",
+        other => other.as_str(),
+    }
 }
 
 async fn users(

@@ -97,8 +97,27 @@ pub struct Settings {
     pub dpop_require_nonce: bool,
     /// Issuers of workload identities whose tokens may authenticate federated clients.
     pub trusted_issuers: Vec<TrustedIssuer>,
+    /// APIs (resource servers) registered at start-up, before `[[clients]]`.
+    pub apis: Vec<BootstrapApi>,
     pub clients: Vec<BootstrapClient>,
     pub users: Vec<BootstrapUser>,
+}
+
+/// An API created or updated at start-up from configuration.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BootstrapApi {
+    /// Its identifier: the `aud` of its tokens (`players-api`).
+    pub id: String,
+    /// Its RFC 8707 resource URI (`https://players.example`): `resource` may name it by this.
+    pub resource: Option<String>,
+    /// The scopes it defines: its tokens carry only these.
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    /// Its tokens live at most this long, in seconds (1 to 86400).
+    pub token_ttl_secs: Option<u32>,
+    /// The grants its tokens may come from; unset: any the client may use.
+    pub grant_types: Option<Vec<String>>,
 }
 
 /// A password-grant user created or updated at start-up from configuration.
@@ -255,6 +274,7 @@ impl Default for Settings {
             assertion_max_age_secs: 300,
             dpop_require_nonce: false,
             trusted_issuers: Vec::new(),
+            apis: Vec::new(),
             clients: Vec::new(),
             users: Vec::new(),
         }

@@ -196,10 +196,11 @@ fn dpop_nonce_secret(kek: &KeyEncryptionKey) -> [u8; 32] {
 /// The administrative operations over `db`, refusing to change what `settings` manage.
 pub fn admin(settings: &Settings, db: &Database) -> Admin {
     Admin::new(
+        Arc::new(db.apis()),
         Arc::new(db.clients()),
         Arc::new(db.users()),
         Arc::new(db.tokens()),
-        Managed::of(&settings.clients, &settings.users),
+        Managed::of(&settings.apis, &settings.clients, &settings.users),
     )
 }
 
@@ -333,6 +334,7 @@ impl Application {
                 .map_err(|e| StartupError::KeyEncryptionKey(e.to_string()))?,
         );
         let admin = admin(&settings, &db);
+        admin.apply_apis(&settings.apis).await?;
         admin.apply_clients(&settings.clients, &secrets).await?;
         admin.apply_users(&settings.users, &secrets).await?;
 

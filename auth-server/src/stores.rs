@@ -7,7 +7,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::crypto::{KeyMaterial, SigningAlgorithm};
-use crate::domain::{Client, ClientId, NewClient, User, Username};
+use crate::domain::{Api, Audience, Client, ClientId, NewClient, User, Username};
 
 /// Why a store could not do what was asked.
 #[derive(Debug, thiserror::Error)]
@@ -59,6 +59,22 @@ pub trait ClientStore: Send + Sync {
     ) -> Result<bool, StoreError> {
         Ok(false)
     }
+}
+
+/// Registered APIs. Every write is logged as a change, so that every instance reloads the
+/// clients it holds (they carry their APIs).
+#[async_trait]
+pub trait ApiStore: Send + Sync {
+    async fn find(&self, id: &Audience) -> Result<Option<Api>, StoreError>;
+    /// Every API, by id.
+    async fn list(&self) -> Result<Vec<Api>, StoreError>;
+    /// `Conflict` if the id or the resource URI is taken.
+    async fn insert(&self, api: &Api, now: i64) -> Result<(), StoreError>;
+    /// Makes the stored API match (an API managed by the configuration, or an update);
+    /// `Conflict` if the resource URI is another API's.
+    async fn upsert(&self, api: &Api, now: i64) -> Result<(), StoreError>;
+    /// False if there was no such API.
+    async fn remove(&self, id: &Audience) -> Result<bool, StoreError>;
 }
 
 /// Single-use identifiers (client-assertion `jti`s, DPoP proof `jti`s), remembered until they

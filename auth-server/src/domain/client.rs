@@ -167,6 +167,9 @@ pub struct Client {
     /// Claims added to every access token issued to it (a tenant id, say); never a registered
     /// one ([`StaticClaims`] checks).
     pub claims: StaticClaims,
+    /// The registered APIs among its audiences and exchange targets, as the store read them
+    /// with the client.
+    pub apis: Vec<std::sync::Arc<super::api::Api>>,
 }
 
 /// A client's static claims: names that are not registered JWT / RFC 9068 / RFC 8693 / RFC

@@ -1,8 +1,11 @@
 //! RFC 9068 access-token claims and the choice of the audience they are issued for.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
-use super::client::{Audience, Client, ClientId};
+use super::api::Api;
+use super::client::{Audience, Client, ClientId, GrantType};
 use super::scope::ScopeSet;
 
 /// The claims of a JWT access token (RFC 9068 §2.2). Times are whole seconds since the epoch.
@@ -87,24 +90,66 @@ pub struct TokenRequestTarget {
     pub audience: Option<String>,
 }
 
-/// Picks the token's audience: the one requested (which must be one of the client's), or the
-/// client's first. `None` when the request names an audience the client may not have, when it
-/// names two different ones, or when the client has none.
-pub fn choose_audience(client: &Client, target: &TokenRequestTarget) -> Option<Audience> {
-    let requested = match (&target.resource, &target.audience) {
-        (Some(r), Some(a)) if r != a => return None,
-        (Some(r), _) => Some(r),
-        (None, Some(a)) => Some(a),
-        (None, None) => None,
-    };
-    match requested {
-        Some(name) => client
-            .audiences
-            .iter()
-            .find(|a| a.as_str() == name)
-            .cloned(),
-        None => client.audiences.first().cloned(),
+/// The API a token is for: one of the client's audiences, with the policy of the registered
+/// API of that name (none for an audience registered before APIs were).
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub audience: Audience,
+    pub api: Option<Arc<Api>>,
+}
+
+impl Target {
+    /// What of `scopes` a token for this API may carry: those the API defines (all of them
+    /// for an audience without declared scopes).
+    pub fn scopes_within(&self, scopes: &ScopeSet) -> ScopeSet {
+        match self.api.as_ref().and_then(|api| api.scopes.as_ref()) {
+            Some(defined) => scopes.intersection(defined),
+            None => scopes.clone(),
+        }
     }
+
+    /// Whether a token for this API may come from `grant`.
+    pub fn allows(&self, grant: GrantType) -> bool {
+        self.api.as_ref().is_none_or(|api| api.allows(grant))
+    }
+
+    /// The API's own limit on its tokens' lifetime.
+    pub fn token_ttl_secs(&self) -> Option<u32> {
+        self.api.as_ref().and_then(|api| api.token_ttl_secs)
+    }
+}
+
+/// Picks the token's audience among the client's: the one requested (by id, or by a registered
+/// API's resource URI), or the client's first. `None` when the request names an API the client
+/// may not have, when `resource` and `audience` name two different ones, or when the client
+/// has none.
+pub fn choose_audience(client: &Client, target: &TokenRequestTarget) -> Option<Target> {
+    choose(client, &client.audiences, target)
+}
+
+/// Picks a token exchange's target among the APIs the client may exchange to, the same way.
+pub fn choose_exchange_target(client: &Client, target: &TokenRequestTarget) -> Option<Target> {
+    choose(client, &client.exchange_to, target)
+}
+
+fn choose(client: &Client, among: &[Audience], target: &TokenRequestTarget) -> Option<Target> {
+    let resolve = |name: &str| -> Option<Audience> {
+        if let Some(direct) = among.iter().find(|a| a.as_str() == name) {
+            return Some(direct.clone());
+        }
+        let api = client.apis.iter().find(|api| api.is_named(name))?;
+        among.contains(&api.id).then(|| api.id.clone())
+    };
+    let audience = match (&target.resource, &target.audience) {
+        (Some(resource), Some(audience)) => {
+            let chosen = resolve(resource)?;
+            (resolve(audience)? == chosen).then_some(chosen)?
+        }
+        (Some(name), None) | (None, Some(name)) => resolve(name)?,
+        (None, None) => among.first()?.clone(),
+    };
+    let api = client.apis.iter().find(|api| api.id == audience).cloned();
+    Some(Target { audience, api })
 }
 
 #[cfg(test)]
@@ -112,7 +157,6 @@ mod tests {
     use std::collections::BTreeSet;
 
     use super::*;
-    use crate::domain::GrantType;
 
     fn client(audiences: &[&str]) -> Client {
         Client {
@@ -129,6 +173,7 @@ mod tests {
             exchange_to: Vec::new(),
             token_ttl_secs: None,
             claims: Default::default(),
+            apis: Vec::new(),
         }
     }
 
@@ -143,7 +188,10 @@ mod tests {
     fn without_a_request_the_first_audience_is_chosen() {
         let c = client(&["players-api", "scouting-api"]);
         assert_eq!(
-            choose_audience(&c, &target(None, None)).unwrap().as_str(),
+            choose_audience(&c, &target(None, None))
+                .unwrap()
+                .audience
+                .as_str(),
             "players-api"
         );
     }
@@ -153,8 +201,8 @@ mod tests {
         let c = client(&["players-api", "scouting-api"]);
         let by_resource = choose_audience(&c, &target(Some("scouting-api"), None));
         let by_audience = choose_audience(&c, &target(None, Some("scouting-api")));
-        assert_eq!(by_resource.unwrap().as_str(), "scouting-api");
-        assert_eq!(by_audience.unwrap().as_str(), "scouting-api");
+        assert_eq!(by_resource.unwrap().audience.as_str(), "scouting-api");
+        assert_eq!(by_audience.unwrap().audience.as_str(), "scouting-api");
     }
 
     #[test]

@@ -2,14 +2,20 @@
 //! (RFC 6749 §4.4.3): the client can always ask again.
 
 use super::{IssuedToken, Minter, TokenError, TokenParameters, granted_scope};
-use crate::domain::{Client, choose_audience};
+use crate::domain::{Client, GrantType, choose_audience};
 
 pub(super) fn issue(
     minter: &Minter,
     client: &Client,
     params: &TokenParameters,
 ) -> Result<IssuedToken, TokenError> {
-    let scope = granted_scope(params.scope.as_deref(), &client.scopes)?;
-    let audience = choose_audience(client, &params.target).ok_or(TokenError::InvalidTarget)?;
-    minter.mint(client.id.as_str(), client, &audience, scope)
+    let target = choose_audience(client, &params.target).ok_or(TokenError::InvalidTarget)?;
+    if !target.allows(GrantType::ClientCredentials) {
+        return Err(TokenError::UnauthorizedClient(GrantType::ClientCredentials));
+    }
+    let scope = granted_scope(
+        params.scope.as_deref(),
+        &target.scopes_within(&client.scopes),
+    )?;
+    minter.mint(client.id.as_str(), client, &target, scope)
 }

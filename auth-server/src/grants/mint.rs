@@ -5,7 +5,7 @@ use std::sync::Arc;
 use super::{IssuedToken, TokenError};
 use crate::clock::now_secs;
 use crate::crypto::TokenSigner;
-use crate::domain::{AccessTokenClaims, Actor, Audience, Client, Confirmation, ScopeSet};
+use crate::domain::{AccessTokenClaims, Actor, Client, Confirmation, ScopeSet, Target};
 
 /// Signs access tokens for this issuer with this lifetime.
 #[derive(Clone)]
@@ -35,15 +35,16 @@ impl Minter {
         }
     }
 
-    /// An access token for `subject`, issued to `client`, for `audience`, granting `scope`.
+    /// An access token for `subject`, issued to `client`, for the API `target`, granting
+    /// `scope`.
     pub fn mint(
         &self,
         subject: &str,
         client: &Client,
-        audience: &Audience,
+        target: &Target,
         scope: ScopeSet,
     ) -> Result<IssuedToken, TokenError> {
-        self.mint_with(subject, client, audience, scope, i64::MAX, None)
+        self.mint_with(subject, client, target, scope, i64::MAX, None)
     }
 
     /// A token exchange's token (RFC 8693): for `subject`, issued to the acting `client`,
@@ -52,12 +53,12 @@ impl Minter {
         &self,
         subject: &str,
         client: &Client,
-        audience: &Audience,
+        target: &Target,
         scope: ScopeSet,
         not_after: i64,
         act: Actor,
     ) -> Result<IssuedToken, TokenError> {
-        let mut issued = self.mint_with(subject, client, audience, scope, not_after, Some(act))?;
+        let mut issued = self.mint_with(subject, client, target, scope, not_after, Some(act))?;
         issued.issued_token_type = Some(super::token_exchange::ACCESS_TOKEN_TYPE);
         Ok(issued)
     }
@@ -66,16 +67,17 @@ impl Minter {
         &self,
         subject: &str,
         client: &Client,
-        audience: &Audience,
+        target: &Target,
         scope: ScopeSet,
         not_after: i64,
         act: Option<Actor>,
     ) -> Result<IssuedToken, TokenError> {
         let now = now_secs();
-        // The shortest of the server's lifetime, the client's own and, for an exchange, what
-        // is left of the subject token's.
+        // The shortest of the server's lifetime, the client's own, the API's own and, for an
+        // exchange, what is left of the subject token's.
         let ttl_secs = i64::from(self.ttl_secs)
             .min(client.token_ttl_secs.map_or(i64::MAX, i64::from))
+            .min(target.token_ttl_secs().map_or(i64::MAX, i64::from))
             .min(not_after.saturating_sub(now));
         if ttl_secs <= 0 {
             // Only an exchange passes a `not_after`: its subject token expired meanwhile.
@@ -91,7 +93,7 @@ impl Minter {
         let mut claims = AccessTokenClaims::new(
             &self.issuer,
             subject,
-            audience,
+            &target.audience,
             &client.id,
             &scope,
             now,

@@ -74,10 +74,13 @@ impl PasswordGrant {
         }
         super::rehash::password(&self.users, &user, password);
 
-        let allowed = client.scopes.intersection(&user.scopes);
+        let target = choose_audience(client, &params.target).ok_or(TokenError::InvalidTarget)?;
+        if !target.allows(GrantType::Password) {
+            return Err(TokenError::UnauthorizedClient(GrantType::Password));
+        }
+        let allowed = target.scopes_within(&client.scopes.intersection(&user.scopes));
         let scope = granted_scope(params.scope.as_deref(), &allowed)?;
-        let audience = choose_audience(client, &params.target).ok_or(TokenError::InvalidTarget)?;
-        let mut issued = minter.mint(user.username.as_str(), client, &audience, scope.clone())?;
+        let mut issued = minter.mint(user.username.as_str(), client, &target, scope.clone())?;
 
         if client.may_use(GrantType::RefreshToken) {
             let (token, hash) = new_refresh_token();
@@ -89,7 +92,7 @@ impl PasswordGrant {
                     client_id: client.id.as_str().to_owned(),
                     username: user.username.as_str().to_owned(),
                     scope: scope.to_string(),
-                    audience: audience.as_str().to_owned(),
+                    audience: target.audience.as_str().to_owned(),
                     created_at: now,
                     expires_at: now + i64::from(self.refresh.ttl_secs),
                     chain_expires_at: now + i64::from(self.refresh.chain_max_secs),

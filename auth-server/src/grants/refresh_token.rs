@@ -9,7 +9,7 @@ use super::{
     refresh_token_hash,
 };
 use crate::clock::now_secs;
-use crate::domain::{Audience, Client, ScopeSet, Username};
+use crate::domain::{Client, GrantType, ScopeSet, TokenRequestTarget, Username, choose_audience};
 use crate::stores::{Exchange, RefreshTokenRecord, TokenStore, UserStore};
 
 /// How long refresh tokens live.
@@ -64,17 +64,23 @@ impl RefreshGrant {
             return Err(TokenError::InvalidGrant("the refresh token has expired"));
         }
         // What was granted may have been taken away since: the chain ends with it.
-        let audience = Audience::parse(&record.audience).map_err(TokenError::internal)?;
-        if !client.audiences.contains(&audience) {
+        let stored = TokenRequestTarget {
+            audience: Some(record.audience.clone()),
+            resource: None,
+        };
+        let Some(target) = choose_audience(client, &stored) else {
             self.tokens.revoke_chain(&record.chain_id, now).await?;
             tracing::info!(
                 client_id = %client.id,
-                audience = audience.as_str(),
+                audience = record.audience,
                 "refresh chain revoked: the client may no longer use its audience"
             );
             return Err(TokenError::InvalidGrant(
                 "the client may no longer use this audience",
             ));
+        };
+        if !target.allows(GrantType::RefreshToken) {
+            return Err(TokenError::UnauthorizedClient(GrantType::RefreshToken));
         }
         let user = match Username::parse(&record.username) {
             Ok(name) => self.users.find(&name).await?,
@@ -88,20 +94,22 @@ impl RefreshGrant {
         // A refresh may narrow the scope, never widen it, and loses what the client or the user
         // may no longer have.
         let original = ScopeSet::parse(&record.scope).map_err(TokenError::internal)?;
-        let allowed = original
-            .intersection(&client.scopes)
-            .intersection(&user.scopes);
+        let allowed = target.scopes_within(
+            &original
+                .intersection(&client.scopes)
+                .intersection(&user.scopes),
+        );
         let scope = granted_scope(params.scope.as_deref(), &allowed)?;
-        let requested = params
-            .target
-            .resource
-            .as_ref()
-            .or(params.target.audience.as_ref());
-        if requested.is_some_and(|r| *r != record.audience) {
+        // A refresh stays with its API: naming it (by id or resource URI) is allowed, naming
+        // another is not.
+        let asked = &params.target;
+        if (asked.resource.is_some() || asked.audience.is_some())
+            && choose_audience(client, asked).map(|t| t.audience) != Some(target.audience.clone())
+        {
             return Err(TokenError::InvalidTarget);
         }
 
-        let mut issued = minter.mint(user.username.as_str(), client, &audience, scope.clone())?;
+        let mut issued = minter.mint(user.username.as_str(), client, &target, scope.clone())?;
         let (token, new_hash) = new_refresh_token();
         let next = RefreshTokenRecord {
             token_hash: new_hash,

@@ -7,7 +7,7 @@
 
 use super::introspection::TokenLookup;
 use super::{IssuedToken, Minter, TokenError, TokenParameters, granted_scope};
-use crate::domain::{Actor, Audience, Client, ScopeSet, TokenRequestTarget};
+use crate::domain::{Actor, Audience, Client, GrantType, ScopeSet, choose_exchange_target};
 
 /// RFC 8693 §3: the token type of an access token (what is taken and what is issued).
 pub const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
@@ -49,7 +49,10 @@ pub(super) async fn issue(
             "requested_token_type must be urn:ietf:params:oauth:token-type:access_token",
         ));
     }
-    let target = exchange_target(actor, &params.target).ok_or(TokenError::InvalidTarget)?;
+    let target = choose_exchange_target(actor, &params.target).ok_or(TokenError::InvalidTarget)?;
+    if !target.allows(GrantType::TokenExchange) {
+        return Err(TokenError::UnauthorizedClient(GrantType::TokenExchange));
+    }
 
     // RFC 8693 §2.2.2: a subject token that is invalid or unacceptable is `invalid_request`.
     let subject = lookup
@@ -74,7 +77,8 @@ pub(super) async fn issue(
 
     let subject_scope = ScopeSet::parse(&subject.scope)
         .map_err(|_| request("subject_token is not an active access token of this issuer"))?;
-    let allowed = subject_scope.intersection(&actor.scopes);
+    // No wider than the subject token's, than the actor's, nor than what the target defines.
+    let allowed = target.scopes_within(&subject_scope.intersection(&actor.scopes));
     let scope = granted_scope(params.scope.as_deref(), &allowed)?;
     if scope.is_empty() {
         return Err(TokenError::InvalidScope(
@@ -82,22 +86,4 @@ pub(super) async fn issue(
         ));
     }
     minter.mint_for_subject(&subject.sub, actor, &target, scope, subject.exp, act)
-}
-
-/// The target API: the one requested (`resource` or `audience`, which must agree), which must
-/// be one the actor may exchange to; or the actor's first exchange target.
-fn exchange_target(actor: &Client, target: &TokenRequestTarget) -> Option<Audience> {
-    let requested = match (&target.resource, &target.audience) {
-        (Some(resource), Some(audience)) if resource != audience => return None,
-        (Some(name), _) | (None, Some(name)) => Some(name),
-        (None, None) => None,
-    };
-    match requested {
-        Some(name) => actor
-            .exchange_to
-            .iter()
-            .find(|a| a.as_str() == name)
-            .cloned(),
-        None => actor.exchange_to.first().cloned(),
-    }
 }

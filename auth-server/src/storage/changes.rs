@@ -21,10 +21,30 @@ use crate::stores::{ChangeFeed, ChangedClients, StoreError};
 /// The channel instances listen on.
 const CHANNEL: &str = "auth_changes";
 const CLIENT: &str = "client";
+/// An API changed: every client's view of its APIs may be stale.
+const API: &str = "api";
 
 /// Records, inside the caller's transaction, that client `id` changed.
 pub(super) async fn record_client_change(
     txn: &impl ConnectionTrait,
+    id: &str,
+    postgres: bool,
+) -> Result<(), DbErr> {
+    record_change(txn, CLIENT, id, postgres).await
+}
+
+/// Records, inside the caller's transaction, that API `id` changed.
+pub(super) async fn record_api_change(
+    txn: &impl ConnectionTrait,
+    id: &str,
+    postgres: bool,
+) -> Result<(), DbErr> {
+    record_change(txn, API, id, postgres).await
+}
+
+async fn record_change(
+    txn: &impl ConnectionTrait,
+    entity: &str,
     id: &str,
     postgres: bool,
 ) -> Result<(), DbErr> {
@@ -36,7 +56,7 @@ pub(super) async fn record_client_change(
             .await?;
     }
     Changes::insert(change::ActiveModel {
-        entity: Set(CLIENT.to_owned()),
+        entity: Set(entity.to_owned()),
         entity_key: Set(id.to_owned()),
         changed_at: Set(now_secs()),
         ..Default::default()
@@ -85,12 +105,12 @@ impl ChangeFeed for ChangeLog {
         let (rows, oldest) = self
             .db
             .probe(async {
-                let rows: Vec<(i64, String)> = Changes::find()
+                let rows: Vec<(i64, String, String)> = Changes::find()
                     .select_only()
                     .column(Column::Seq)
+                    .column(Column::Entity)
                     .column(Column::EntityKey)
                     .filter(Column::Seq.gt(seq))
-                    .filter(Column::Entity.eq(CLIENT))
                     .order_by_asc(Column::Seq)
                     .limit(limit)
                     .into_tuple()
@@ -109,10 +129,16 @@ impl ChangeFeed for ChangeLog {
         // unknown. (A sequence may also skip numbers; that only costs a needless reload.)
         let purged = oldest.is_some_and(|oldest| oldest > seq + 1);
         let full = rows.len() as u64 >= limit;
+        // Clients hold their APIs: a changed API changes every client that names it.
+        let api_changed = rows.iter().any(|(_, entity, _)| entity != CLIENT);
         Ok(ChangedClients {
-            through: rows.last().map_or(seq, |(s, _)| *s),
-            client_ids: rows.into_iter().map(|(_, key)| key).collect(),
-            complete: !purged && !full,
+            through: rows.last().map_or(seq, |(s, _, _)| *s),
+            client_ids: rows
+                .into_iter()
+                .filter(|(_, entity, _)| entity == CLIENT)
+                .map(|(_, _, key)| key)
+                .collect(),
+            complete: !purged && !full && !api_changed,
         })
     }
 

@@ -13,11 +13,12 @@ use sea_orm::{
 };
 
 use super::Db;
+use super::apis::{all_apis, apis_named};
 use super::changes::record_client_change;
 use super::entities::client::{self, Entity as Clients};
 use crate::domain::{
-    Audience, Client, ClientAuthentication, ClientId, ClientKeys, GrantType, NewClient, ScopeSet,
-    StaticClaims,
+    Api, Audience, Client, ClientAuthentication, ClientId, ClientKeys, GrantType, NewClient,
+    ScopeSet, StaticClaims,
 };
 use crate::stores::{ClientStore, StoreError};
 
@@ -53,14 +54,26 @@ impl ClientRepository {
 #[async_trait]
 impl ClientStore for ClientRepository {
     async fn find(&self, id: &ClientId) -> Result<Option<Arc<Client>>, StoreError> {
-        self.db
+        let Some(row) = self
+            .db
             .run(Clients::find_by_id(id.as_str()).one(self.db.conn()))
             .await?
-            .map(|row| to_domain(row).map(Arc::new))
-            .transpose()
+        else {
+            return Ok(None);
+        };
+        let mut client = to_domain(row)?;
+        let names = client.audiences.iter().chain(&client.exchange_to);
+        let apis = apis_named(&self.db, names.map(|a| a.as_str())).await?;
+        client.apis = apis.into_iter().map(Arc::new).collect();
+        Ok(Some(Arc::new(client)))
     }
 
     async fn list(&self) -> Result<Vec<Client>, StoreError> {
+        let apis: Vec<Arc<Api>> = all_apis(&self.db)
+            .await?
+            .into_iter()
+            .map(Arc::new)
+            .collect();
         self.db
             .run(
                 Clients::find()
@@ -69,7 +82,17 @@ impl ClientStore for ClientRepository {
             )
             .await?
             .into_iter()
-            .map(to_domain)
+            .map(|row| {
+                let mut client = to_domain(row)?;
+                client.apis = apis
+                    .iter()
+                    .filter(|api| {
+                        client.audiences.contains(&api.id) || client.exchange_to.contains(&api.id)
+                    })
+                    .cloned()
+                    .collect();
+                Ok(client)
+            })
             .collect()
     }
 
@@ -85,7 +108,17 @@ impl ClientStore for ClientRepository {
                     .all(self.db.conn()),
             )
             .await?;
-        let scopes: HashSet<&str> = rows.iter().flat_map(|s| s.split_whitespace()).collect();
+        let apis = all_apis(&self.db).await?;
+        let api_scopes = apis.iter().flat_map(|api| {
+            api.scopes
+                .iter()
+                .flat_map(|set| set.iter().map(|s| s.as_str()))
+        });
+        let scopes: HashSet<&str> = rows
+            .iter()
+            .flat_map(|s| s.split_whitespace())
+            .chain(api_scopes)
+            .collect();
         let mut scopes: Vec<String> = scopes.into_iter().map(str::to_owned).collect();
         scopes.sort_unstable();
         Ok(scopes)
@@ -272,5 +305,6 @@ fn to_domain(row: client::Model) -> Result<Client, StoreError> {
             .ok()
             .and_then(|claims| StaticClaims::parse(claims).ok())
             .ok_or_else(|| corrupt("claims"))?,
+        apis: Vec::new(),
     })
 }

@@ -2,6 +2,7 @@
 //! The repositories implement the traits of `crate::stores`; nothing above this module sees a
 //! sea-orm type.
 
+mod apis;
 mod changes;
 mod clients;
 pub mod entities;
@@ -18,6 +19,7 @@ use std::time::Duration;
 use sea_orm::{DatabaseConnection, DbErr, RuntimeErr, SqlErr};
 use service_kit::db::{ConnectError, DbOptions};
 
+pub use apis::ApiRepository;
 pub use changes::{ChangeLog, spawn_change_listener};
 pub use clients::ClientRepository;
 pub use keys::KeyRepository;
@@ -111,6 +113,10 @@ impl Database {
                 timeout,
             },
         })
+    }
+
+    pub fn apis(&self) -> ApiRepository {
+        ApiRepository::new(self.db.clone())
     }
 
     pub fn clients(&self) -> ClientRepository {

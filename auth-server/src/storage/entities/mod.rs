@@ -1,5 +1,6 @@
 //! sea-orm entities. Times are whole seconds since the Unix epoch (BIGINT on both backends).
 
+pub mod api;
 pub mod change;
 pub mod client;
 pub mod refresh_chain;

@@ -12,6 +12,7 @@ mod m20261206_000007_secretless_clients;
 mod m20261206_000008_refresh_chains;
 mod m20261206_000009_key_integrity;
 mod m20261206_000010_token_exchange;
+mod m20261207_000011_apis;
 
 pub struct Migrator;
 
@@ -29,6 +30,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000008_refresh_chains::Migration),
             Box::new(m20261206_000009_key_integrity::Migration),
             Box::new(m20261206_000010_token_exchange::Migration),
+            Box::new(m20261207_000011_apis::Migration),
         ]
     }
 }

@@ -7,14 +7,20 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use crate::clock::now_secs;
-use crate::config::{BootstrapClient, BootstrapUser, ClientCredentialSource, SecretSource};
+use crate::config::{
+    BootstrapApi, BootstrapClient, BootstrapUser, ClientCredentialSource, SecretSource,
+};
 use crate::crypto::{self, SecretVerifier};
 use crate::domain::{
     Audience, Client, ClientAuthentication, ClientId, ClientKeys, GrantType, NewClient, ScopeSet,
     StaticClaims, User, Username,
 };
-use crate::stores::{ClientStore, StoreError, TokenStore, UserStore};
+use crate::stores::{ApiStore, ClientStore, StoreError, TokenStore, UserStore};
 use token_verifier::keys::PublicKeySet;
+
+mod apis;
+
+pub use apis::{ApiSpec, ApiUpdate, Grant};
 
 /// Shortest password a user may be given.
 pub const MIN_PASSWORD_CHARS: usize = 8;
@@ -200,13 +206,15 @@ fn check_authentication(
 /// The clients and users the configuration manages, by name: the CLI may not change them.
 #[derive(Debug, Clone, Default)]
 pub struct Managed {
+    pub apis: Vec<String>,
     pub clients: Vec<String>,
     pub users: Vec<String>,
 }
 
 impl Managed {
-    pub fn of(clients: &[BootstrapClient], users: &[BootstrapUser]) -> Self {
+    pub fn of(apis: &[BootstrapApi], clients: &[BootstrapClient], users: &[BootstrapUser]) -> Self {
         Self {
+            apis: apis.iter().map(|a| a.id.clone()).collect(),
             clients: clients.iter().map(|c| c.client_id.clone()).collect(),
             users: users.iter().map(|u| u.username.clone()).collect(),
         }
@@ -225,6 +233,7 @@ impl Managed {
 }
 
 pub struct Admin {
+    apis: Arc<dyn ApiStore>,
     clients: Arc<dyn ClientStore>,
     users: Arc<dyn UserStore>,
     tokens: Arc<dyn TokenStore>,
@@ -233,12 +242,14 @@ pub struct Admin {
 
 impl Admin {
     pub fn new(
+        apis: Arc<dyn ApiStore>,
         clients: Arc<dyn ClientStore>,
         users: Arc<dyn UserStore>,
         tokens: Arc<dyn TokenStore>,
         managed: Managed,
     ) -> Self {
         Self {
+            apis,
             clients,
             users,
             tokens,
@@ -258,6 +269,7 @@ impl Admin {
             _ => (None, String::new()),
         };
         let client = spec.parse("", hash)?;
+        self.check_scopes_defined(&client, "").await?;
         match self.clients.insert(&client, now_secs()).await {
             Ok(()) => Ok(secret),
             Err(StoreError::Conflict) => Err(AdminError::Exists {
@@ -434,6 +446,7 @@ impl Admin {
                 claims: entry.claims.clone(),
             };
             let client = spec.parse(&prefix, hash)?;
+            self.check_scopes_defined(&client, &prefix).await?;
             self.clients.upsert(&client, now_secs()).await?;
             tracing::info!(client_id = %client.id, "bootstrap client ready");
         }
