@@ -2,6 +2,7 @@
 
 mod helpers;
 
+mod apis;
 mod cli;
 mod client_policy;
 mod discovery;

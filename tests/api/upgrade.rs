@@ -17,6 +17,9 @@ const BEFORE_REFRESH_CHAINS: u32 = 6;
 /// The migrations before `m20261206_000010_token_exchange`.
 const BEFORE_TOKEN_EXCHANGE: u32 = 9;
 
+/// The migrations before `m20261207_000011_apis`.
+const BEFORE_APIS: u32 = 10;
+
 fn hash(token: &str) -> String {
     Sha256::digest(token.as_bytes())
         .iter()
@@ -194,10 +197,70 @@ async fn clients_from_before_token_exchange_keep_their_grants_and_may_exchange_n
         )
         .await;
     assert_oauth_error_code(refused, 400, "unauthorized_client").await;
-    assert!(!token.is_empty());
+    let claims = crate::helpers::decode_unverified(&token).1;
+    assert_eq!(claims["aud"], "scouting-api");
+    assert_eq!(claims["scope"], "players:write");
     let listed = crate::helpers::cli(&server.settings, &["clients", "list"])
         .await
         .unwrap();
     let line = listed.lines().find(|l| l.starts_with("legacy")).unwrap();
     assert!(line.contains("client_credentials"), "{listed}");
+}
+
+/// A client stored before APIs were registered entries: its audiences become APIs with
+/// undeclared scopes, its tokens carry what they carried, and declaring an API's scopes
+/// narrows them from then on.
+#[tokio::test]
+async fn audiences_from_before_apis_become_apis_and_nothing_changes_until_declared() {
+    let db = TestDb::new().await;
+    let conn = sea_orm::Database::connect(db.url.as_str()).await.unwrap();
+    auth_server::storage::migrations::Migrator::up(&conn, Some(BEFORE_APIS))
+        .await
+        .unwrap();
+    let hash = auth_server::crypto::hash_secret("legacy-secret-0123").unwrap();
+    conn.execute_unprepared(&format!(
+        "INSERT INTO clients (client_id, secret_hash, scopes, audiences, grant_types, \
+         created_at, updated_at) VALUES ('legacy', '{hash}', 'players:write scouting:read', \
+         'players-api scouting-api', 'client_credentials', 1, 1)"
+    ))
+    .await
+    .unwrap();
+    conn.close().await.unwrap();
+
+    let server: AuthServer = start_with_own_issuer(auth_settings(&db, &new_kek())).await;
+    let scope_of = async |audience: &str| {
+        let token = server
+            .access_token_for("legacy", "legacy-secret-0123", &[("audience", audience)])
+            .await;
+        let claims = crate::helpers::decode_unverified(&token).1;
+        assert_eq!(claims["aud"], audience);
+        claims["scope"].as_str().unwrap().to_owned()
+    };
+    assert_eq!(scope_of("players-api").await, "players:write scouting:read");
+    assert_eq!(
+        scope_of("scouting-api").await,
+        "players:write scouting:read"
+    );
+
+    let listed = crate::helpers::cli(&server.settings, &["apis", "list"])
+        .await
+        .unwrap();
+    for api in ["players-api", "scouting-api"] {
+        let line = listed.lines().find(|l| l.starts_with(api)).unwrap();
+        assert!(line.contains("(undeclared)"), "{listed}");
+    }
+
+    crate::helpers::cli(
+        &server.settings,
+        &["apis", "update", "scouting-api", "--scope", "scouting:read"],
+    )
+    .await
+    .unwrap();
+    let started = std::time::Instant::now();
+    while scope_of("scouting-api").await != "scouting:read" {
+        assert!(started.elapsed() < crate::helpers::sync_bound(&server.settings));
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    // players-api is still undeclared: it keeps every scope but scouting-api's.
+    assert_eq!(scope_of("players-api").await, "players:write");
 }

@@ -65,6 +65,10 @@ impl ScopeSet {
         Self(self.0.intersection(&other.0).cloned().collect())
     }
 
+    pub fn difference(&self, other: &ScopeSet) -> ScopeSet {
+        Self(self.0.difference(&other.0).cloned().collect())
+    }
+
     pub fn union(&self, other: &ScopeSet) -> ScopeSet {
         Self(self.0.union(&other.0).cloned().collect())
     }

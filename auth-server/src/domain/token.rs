@@ -96,15 +96,18 @@ pub struct TokenRequestTarget {
 pub struct Target {
     pub audience: Audience,
     pub api: Option<Arc<Api>>,
+    /// For an audience without declared scopes: the scopes the client's other APIs declare,
+    /// which are theirs, not this one's.
+    others: ScopeSet,
 }
 
 impl Target {
-    /// What of `scopes` a token for this API may carry: those the API defines (all of them
-    /// for an audience without declared scopes).
+    /// What of `scopes` a token for this API may carry: those the API defines; for an
+    /// audience without declared scopes, all but those the client's other APIs declare.
     pub fn scopes_within(&self, scopes: &ScopeSet) -> ScopeSet {
         match self.api.as_ref().and_then(|api| api.scopes.as_ref()) {
             Some(defined) => scopes.intersection(defined),
-            None => scopes.clone(),
+            None => scopes.difference(&self.others),
         }
     }
 
@@ -149,7 +152,19 @@ fn choose(client: &Client, among: &[Audience], target: &TokenRequestTarget) -> O
         (None, None) => among.first()?.clone(),
     };
     let api = client.apis.iter().find(|api| api.id == audience).cloned();
-    Some(Target { audience, api })
+    let others = match api.as_ref().and_then(|api| api.scopes.as_ref()) {
+        Some(_) => ScopeSet::default(),
+        None => client
+            .apis
+            .iter()
+            .filter_map(|api| api.scopes.as_ref())
+            .fold(ScopeSet::default(), |all, scopes| all.union(scopes)),
+    };
+    Some(Target {
+        audience,
+        api,
+        others,
+    })
 }
 
 #[cfg(test)]
