@@ -50,6 +50,48 @@ pub struct Settings {
     /// The OTLP/HTTP collector to export spans to (`http://collector:4318`; spans go to
     /// `/v1/traces` under it). Unset (the default): no spans are made at all.
     pub otlp_endpoint: Option<String>,
+    /// The scouting API players are referred to (`POST /players/squadnumber/{n}/scouting`), on
+    /// the caller's behalf through a token exchange (RFC 8693). Unset: referrals answer 501.
+    pub scouting: Option<ScoutingSettings>,
+}
+
+/// Where the scouting API is, and who this API is at the issuer.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScoutingSettings {
+    /// Its base URL, as this API reaches it: players are created at `{url}/players`.
+    pub url: String,
+    /// Its API at the issuer (id or resource URI): the exchanged token's audience.
+    pub audience: String,
+    /// This API's own client at the issuer, granted the exchange into `audience`
+    /// (`auth-server clients grant players-api --exchange-to scouting-api`).
+    pub client_id: String,
+    #[serde(default)]
+    pub client_secret: String,
+    /// A file holding the client secret; wins over `client_secret`.
+    pub client_secret_file: Option<PathBuf>,
+    /// The issuer's token endpoint as this API reaches it; default `{issuer}/auth/token`.
+    pub token_url: Option<String>,
+    /// Time limit of the exchange, and of the call to the scouting API.
+    #[serde(default = "default_scouting_timeout")]
+    pub timeout_secs: u64,
+}
+
+fn default_scouting_timeout() -> u64 {
+    5
+}
+
+/// Never prints the secret.
+impl std::fmt::Debug for ScoutingSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ScoutingSettings")
+            .field("url", &self.url)
+            .field("audience", &self.audience)
+            .field("client_id", &self.client_id)
+            .field("token_url", &self.token_url)
+            .field("timeout_secs", &self.timeout_secs)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for Settings {
@@ -71,6 +113,7 @@ impl Default for Settings {
             require_dpop: false,
             dpop_max_age_secs: 300,
             otlp_endpoint: None,
+            scouting: None,
         }
     }
 }
@@ -81,6 +124,13 @@ impl ServiceSettings for Settings {
     fn finish(&mut self) -> Result<(), ConfigError> {
         let (url, file) = (&mut self.database_url, &mut self.database_url_file);
         resolve_file_key("database_url_file", url, file)?;
+        if let Some(scouting) = &mut self.scouting {
+            resolve_file_key(
+                "scouting.client_secret_file",
+                &mut scouting.client_secret,
+                &mut scouting.client_secret_file,
+            )?;
+        }
         self.validate()
     }
 }
@@ -127,6 +177,33 @@ impl Settings {
         }
         if self.dpop_max_age_secs == 0 {
             return Err(invalid("dpop_max_age_secs", "must be positive"));
+        }
+        if let Some(scouting) = &self.scouting {
+            for (key, value) in [
+                ("scouting.url", Some(&scouting.url)),
+                ("scouting.token_url", scouting.token_url.as_ref()),
+            ] {
+                let Some(value) = value else { continue };
+                match url::Url::parse(value) {
+                    Ok(url) if matches!(url.scheme(), "http" | "https") => {}
+                    _ => return Err(invalid(key, "must be an http or https URL")),
+                }
+            }
+            if scouting.audience.trim().is_empty() || scouting.client_id.trim().is_empty() {
+                return Err(invalid(
+                    "scouting",
+                    "audience and client_id must be non-empty",
+                ));
+            }
+            if scouting.client_secret.is_empty() {
+                return Err(invalid(
+                    "scouting.client_secret",
+                    "give client_secret or client_secret_file",
+                ));
+            }
+            if scouting.timeout_secs == 0 {
+                return Err(invalid("scouting.timeout_secs", "must be positive"));
+            }
         }
         Ok(())
     }

@@ -9,7 +9,7 @@ use service_kit::{
 };
 use token_verifier::TokenVerifier;
 
-use crate::{api, config::Settings, storage};
+use crate::{api, config::Settings, scouting::ScoutingClient, storage};
 
 /// Why the application could not start.
 #[derive(Debug, thiserror::Error)]
@@ -20,6 +20,8 @@ pub enum StartupError {
     Verifier(#[from] token_verifier::ConfigError),
     #[error(transparent)]
     Bind(#[from] BindError),
+    #[error("scouting: {0}")]
+    Scouting(String),
 }
 
 /// A built, bound, not yet running players API.
@@ -38,7 +40,13 @@ impl Application {
         let players = storage::PlayerRepository::new(db);
         let verifier = TokenVerifier::start(settings.verifier_config())?;
         let listening = Listening::bind(settings.bind).await?;
-        let endpoint = api::routes(players, verifier, &settings).boxed();
+        let scouting = settings
+            .scouting
+            .as_ref()
+            .map(|scouting| ScoutingClient::new(scouting, settings.token_url()))
+            .transpose()
+            .map_err(StartupError::Scouting)?;
+        let endpoint = api::routes(players, verifier, scouting, &settings).boxed();
         tracing::info!(port = listening.port(), issuer = %settings.issuer, audience = %settings.audience, "players API listening");
         Ok(Self {
             listening,

@@ -506,6 +506,7 @@ async fn readiness_metrics_docs_and_spec_are_served() {
         "post /players",
         "put /players/squadnumber/{squadNumber}",
         "delete /players/squadnumber/{squadNumber}",
+        "post /players/squadnumber/{squadNumber}/scouting",
     ]
     .iter()
     .map(|s| s.to_string())

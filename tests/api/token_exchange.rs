@@ -526,3 +526,104 @@ async fn a_client_added_with_exchange_to_exchanges_and_is_listed_so() {
         .await;
     assert_oauth_error_code(own, 400, "unauthorized_client").await;
 }
+
+/// The players API itself calls the scouting API for its caller: it exchanges the caller's
+/// token (its `[scouting]` client) and creates the player there. Each refusal has its status:
+/// no token 401, no `players:write` 403, a caller token the issuer will not exchange (revoked)
+/// 403 `delegation_refused`, a squad number the scouting API has 409, a wrong client of the
+/// players API's own 502, no `[scouting]` 501.
+#[tokio::test]
+async fn the_players_api_refers_a_player_to_the_scouting_api_on_its_callers_behalf() {
+    let (auth, _db) = server().await;
+    let scouting = spawn_resource_api_with(&auth.address, |settings| {
+        settings.audience = "scouting-api".into();
+    })
+    .await;
+    let with_scouting = |secret: &str| resource_api::config::ScoutingSettings {
+        url: scouting.address.clone(),
+        audience: "scouting-api".into(),
+        client_id: PLAYERS_ID.into(),
+        client_secret: secret.into(),
+        client_secret_file: None,
+        token_url: None,
+        timeout_secs: 5,
+    };
+    let players = spawn_resource_api_with(&auth.address, |settings| {
+        settings.scouting = Some(with_scouting(PLAYERS_SECRET));
+    })
+    .await;
+    let refer = async |api: &crate::api_helpers::ResourceApi, token: Option<&str>, n: u32| {
+        let path = format!("/players/squadnumber/{n}/scouting");
+        api.send(reqwest::Method::POST, &path, token, None).await
+    };
+    let subject = user_token(&auth).await;
+    assert_eq!(
+        players
+            .create(Some(&subject), &new_player(77))
+            .await
+            .status(),
+        201
+    );
+    assert!(scouting.player(77).await.is_none());
+
+    let referred = refer(&players, Some(&subject), 77).await;
+    assert_eq!(referred.status(), 201);
+    let location = referred.headers()["location"].to_str().unwrap().to_owned();
+    let copy: Value = referred.json().await.unwrap();
+    assert_eq!(copy["squadNumber"], 77);
+    assert_eq!(
+        location,
+        format!("/players/{}", copy["id"].as_str().unwrap())
+    );
+    let there = scouting
+        .player(77)
+        .await
+        .expect("the scouting API has it now");
+    assert_eq!(there["id"], copy["id"]);
+    assert_eq!(there["lastName"], new_player(77)["lastName"]);
+
+    assert_eq!(refer(&players, Some(&subject), 77).await.status(), 409);
+    assert_eq!(refer(&players, Some(&subject), 55).await.status(), 404);
+    assert_eq!(refer(&players, None, 77).await.status(), 401);
+    let reader = auth.access_token_for(READER_ID, READER_SECRET, &[]).await;
+    assert_eq!(refer(&players, Some(&reader), 77).await.status(), 403);
+
+    // Revoked at the issuer: the players API still takes the JWT, the exchange does not.
+    let revoked = user_token(&auth).await;
+    let response = auth
+        .http
+        .post(auth.url("/auth/revoke"))
+        .basic_auth(APP_ID, Some(APP_SECRET))
+        .form(&[("token", revoked.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let refused = refer(&players, Some(&revoked), 77).await;
+    assert_eq!(refused.status(), 403);
+    assert!(
+        refused.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .starts_with("Bearer ")
+    );
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["error"], "delegation_refused", "{body}");
+    assert!(
+        !body.to_string().contains(&revoked),
+        "the token is never echoed"
+    );
+
+    // The players API's own client refused: a bad gateway, the cause only in its log.
+    let misconfigured = spawn_resource_api_with(&auth.address, |settings| {
+        settings.scouting = Some(with_scouting("not-the-secret"));
+    })
+    .await;
+    let response = refer(&misconfigured, Some(&subject), 1).await;
+    assert_eq!(response.status(), 502);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"], "bad_gateway");
+
+    let unconfigured = spawn_resource_api_with(&auth.address, |_| {}).await;
+    assert_eq!(refer(&unconfigured, Some(&subject), 1).await.status(), 501);
+}

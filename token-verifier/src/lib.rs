@@ -83,6 +83,7 @@ mod claims;
 mod config;
 pub mod dpop;
 mod error;
+pub mod exchange;
 mod fetch;
 mod header;
 mod jwks;

@@ -47,6 +47,8 @@ const TOKEN_URL_PLACEHOLDER: &str = "https://issuer.invalid/token";
 /// are answered before any complaint about the body.
 pub struct OAuth2Bearer<S> {
     outcome: Result<VerifiedClaims, BearerRejection>,
+    /// The access token itself, when it was valid: to exchange it (RFC 8693).
+    token: Option<Arc<str>>,
     realm: Arc<str>,
     resource_metadata: Option<Arc<str>>,
     _scopes: PhantomData<fn() -> S>,
@@ -71,6 +73,12 @@ impl<S: OAuthScopes> OAuth2Bearer<S> {
     /// The verified claims whatever their scopes, or why there are none.
     pub fn claims(&self) -> Result<&VerifiedClaims, &BearerRejection> {
         self.outcome.as_ref()
+    }
+
+    /// The valid access token the request carried, to exchange it for a token to another API
+    /// on the caller's behalf ([`crate::exchange`]); `None` when it was not valid. Never log it.
+    pub fn access_token(&self) -> Option<&str> {
+        self.token.as_deref()
     }
 }
 
@@ -124,8 +132,17 @@ impl<'a, S: OAuthScopes> ApiExtractor<'a> for OAuth2Bearer<S> {
             tracing::error!("no TokenVerifier in the request data: add it with `.data(verifier)`");
             return Err(poem::Error::from_status(StatusCode::INTERNAL_SERVER_ERROR));
         };
+        let outcome = authenticate(verifier, request).await;
+        let token = match &outcome {
+            Ok(_) => crate::request::credentials(request.headers())
+                .ok()
+                .flatten()
+                .map(|(_, token)| Arc::from(token)),
+            Err(_) => None,
+        };
         Ok(Self {
-            outcome: authenticate(verifier, request).await,
+            outcome,
+            token,
             realm: verifier.realm(),
             resource_metadata: verifier.resource_metadata_url(),
             _scopes: PhantomData,

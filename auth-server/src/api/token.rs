@@ -35,9 +35,12 @@ pub struct TokenRequestBody {
     pub client_secret: Option<String>,
     /// Space-separated; a subset of what may be granted (default: all of it).
     pub scope: Option<String>,
-    /// RFC 8707 resource indicator: one of the client's audiences (default: its first).
+    /// RFC 8707 resource indicator: one of the client's APIs, by its id or its registered
+    /// resource URI (default: the client's first). An API the client is not granted is
+    /// `invalid_target`; a scope that API does not define is `invalid_scope`.
     pub resource: Option<String>,
-    /// Same as `resource`, for clients that send `audience`.
+    /// Same as `resource` (an API's id or resource URI), for clients that send `audience`; if
+    /// both are sent they must name the same API.
     pub audience: Option<String>,
     /// `password` grant.
     pub username: Option<String>,

@@ -7,6 +7,7 @@ mod dto;
 mod health;
 mod players;
 mod problem;
+mod scouting;
 
 use poem::{Endpoint, EndpointExt, Response, Route, get, handler, http::Method, web::Data};
 use poem_openapi::OpenApiService;
@@ -18,9 +19,14 @@ pub use players::scopes;
 
 pub use body::BodyLimit;
 
-use crate::{config::Settings, storage::PlayerRepository};
+use crate::{config::Settings, scouting::ScoutingClient, storage::PlayerRepository};
 
-type Apis = (players::PlayersApi, health::HealthApi, ProtectedResourceApi);
+type Apis = (
+    players::PlayersApi,
+    scouting::ScoutingApi,
+    health::HealthApi,
+    ProtectedResourceApi,
+);
 
 fn info(server: &str) -> DocumentInfo<'_> {
     DocumentInfo {
@@ -46,11 +52,16 @@ pub fn spec_document(settings: &Settings) -> String {
 pub fn routes(
     players: PlayerRepository,
     verifier: TokenVerifier,
+    scouting: Option<ScoutingClient>,
     settings: &Settings,
 ) -> impl Endpoint<Output = Response> + use<> {
     let apis = (
         players::PlayersApi {
             players: players.clone(),
+        },
+        scouting::ScoutingApi {
+            players: players.clone(),
+            scouting,
         },
         health::HealthApi {
             players,

@@ -28,7 +28,7 @@ pub enum PlayerScope {
     Write,
 }
 
-type Bearer = OAuth2Bearer<PlayerScope>;
+pub(super) type Bearer = OAuth2Bearer<PlayerScope>;
 
 /// The scopes this API's operations ask for (its RFC 9728 `scopes_supported`).
 pub fn scopes() -> Vec<String> {
@@ -223,16 +223,16 @@ fn log_change(
     );
 }
 
-fn no_player_with(what: &str, value: &dyn std::fmt::Display) -> Problem {
+pub(super) fn no_player_with(what: &str, value: &dyn std::fmt::Display) -> Problem {
     Problem::new(404, "not_found", format!("no player with {what} {value}"))
 }
 
-fn internal(err: StorageError) -> Json<Problem> {
+pub(super) fn internal(err: StorageError) -> Json<Problem> {
     tracing::error!(error = %err, "storage failed");
     Json(Problem::internal())
 }
 
-fn bearer_problem(rejection: &BearerRejection) -> Json<Problem> {
+pub(super) fn bearer_problem(rejection: &BearerRejection) -> Json<Problem> {
     let status = rejection.status().as_u16();
     let code = rejection.error_code().unwrap_or("unauthorized");
     Json(Problem::new(status, code, rejection.description()))
@@ -241,7 +241,7 @@ fn bearer_problem(rejection: &BearerRejection) -> Json<Problem> {
 /// A path that does not parse (an id that is no UUID, a squad number that is no `i64`): 400.
 /// The path parameters are the only extractors of these operations that can fail; anything
 /// else is ours, logged, and a 500.
-fn malformed_path(err: &poem::Error) -> Result<Json<Problem>, Json<Problem>> {
+pub(super) fn malformed_path(err: &poem::Error) -> Result<Json<Problem>, Json<Problem>> {
     if err.status().is_server_error() {
         tracing::error!(error = %err, "extracting the request failed");
         return Err(Json(Problem::internal()));
