@@ -11,11 +11,13 @@ run: build
 	@mkdir -p data
 	@echo "auth-server  http://localhost:9000  (docs: /docs)"
 	@echo "resource-api http://localhost:9001  (docs: /docs)"
-	@# Ctrl-C or SIGTERM stops both services and ends quietly; if one exits on its own, the
-	@# other is stopped and make reports the failure.
+	@echo "scouting-api http://localhost:9002  (a second resource-api, for referrals)"
+	@# Ctrl-C or SIGTERM stops the three services and ends quietly; if one exits on its own, the
+	@# others are stopped and make reports the failure.
 	@trap 'kill $$(jobs -p) 2>/dev/null; wait; exit 0' INT TERM; \
 	  ./target/debug/auth-server --config $(DEV)/auth-server.toml & \
 	  ./target/debug/resource-api --config $(DEV)/resource-api.toml & \
+	  ./target/debug/resource-api --config $(DEV)/scouting-api.toml & \
 	  wait -n; status=$$?; kill $$(jobs -p) 2>/dev/null; wait; exit $$status
 
 build:

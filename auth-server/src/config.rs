@@ -852,6 +852,7 @@ mod tests {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/dev/auth-server.toml");
         let loaded = load_settings::<Settings>(Some(&path)).unwrap();
         assert_eq!(loaded.settings.clients.len(), 4);
+        assert_eq!(loaded.settings.apis.len(), 2);
         assert!(!loaded.settings.cors_allowed_origins.is_empty());
     }
 

@@ -293,5 +293,36 @@ mod tests {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/dev/resource-api.toml");
         let loaded = load_settings::<Settings>(Some(&path)).unwrap();
         assert_eq!(loaded.settings.audience, "players-api");
+        let scouting = loaded
+            .settings
+            .scouting
+            .expect("referrals go to the scouting API");
+        assert_eq!(scouting.audience, "scouting-api");
+        assert!(!format!("{scouting:?}").contains(&scouting.client_secret));
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/dev/scouting-api.toml");
+        let loaded = load_settings::<Settings>(Some(&path)).unwrap();
+        assert_eq!(loaded.settings.audience, "scouting-api");
+    }
+
+    #[test]
+    fn scouting_needs_a_secret_and_urls_and_reads_the_secret_from_a_file() {
+        Jail::expect_with(|jail| {
+            jail.set_env("API_SCOUTING__URL", "http://localhost:9002");
+            jail.set_env("API_SCOUTING__AUDIENCE", "scouting-api");
+            jail.set_env("API_SCOUTING__CLIENT_ID", "players-api");
+            let err = load_settings::<Settings>(None).unwrap_err();
+            assert!(
+                err.to_string().starts_with("scouting.client_secret"),
+                "{err}"
+            );
+            jail.create_file("secret", "from-a-file\n")?;
+            jail.set_env("API_SCOUTING__CLIENT_SECRET_FILE", "secret");
+            let settings = load_settings::<Settings>(None).unwrap().settings;
+            assert_eq!(settings.scouting.unwrap().client_secret, "from-a-file");
+            jail.set_env("API_SCOUTING__URL", "not a url");
+            let err = load_settings::<Settings>(None).unwrap_err();
+            assert!(err.to_string().starts_with("scouting.url"), "{err}");
+            Ok(())
+        });
     }
 }

@@ -14,7 +14,7 @@ use crate::config::ScoutingSettings;
 pub struct ScoutingClient {
     exchanger: TokenExchanger,
     http: reqwest::Client,
-    players_url: String,
+    players_url: url::Url,
     audience: String,
 }
 
@@ -23,7 +23,8 @@ pub struct ScoutingClient {
 pub struct Referred {
     /// Its JSON, as the scouting API answered.
     pub player: Value,
-    /// Where it is at the scouting API.
+    /// Where it is at the scouting API: an absolute URL (the scouting API's `Location`
+    /// resolved against its URL).
     pub location: Option<String>,
 }
 
@@ -57,10 +58,11 @@ impl ScoutingClient {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|err| err.to_string())?;
+        let players_url = format!("{}/players", settings.url.trim_end_matches('/'));
         Ok(Self {
             exchanger,
             http,
-            players_url: format!("{}/players", settings.url.trim_end_matches('/')),
+            players_url: url::Url::parse(&players_url).map_err(|err| err.to_string())?,
             audience: settings.audience.clone(),
         })
     }
@@ -88,7 +90,7 @@ impl ScoutingClient {
         }
         let response = self
             .http
-            .post(&self.players_url)
+            .post(self.players_url.clone())
             .bearer_auth(&token.access_token)
             .json(player)
             .send()
@@ -102,7 +104,8 @@ impl ScoutingClient {
                     .headers()
                     .get(reqwest::header::LOCATION)
                     .and_then(|value| value.to_str().ok())
-                    .map(str::to_owned);
+                    .and_then(|value| self.players_url.join(value).ok())
+                    .map(String::from);
                 let player = response.json::<Value>().await.map_err(|_| {
                     ReferralError::Upstream("scouting API: an unreadable answer".into())
                 })?;

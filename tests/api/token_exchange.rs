@@ -573,7 +573,7 @@ async fn the_players_api_refers_a_player_to_the_scouting_api_on_its_callers_beha
     assert_eq!(copy["squadNumber"], 77);
     assert_eq!(
         location,
-        format!("/players/{}", copy["id"].as_str().unwrap())
+        scouting.url(&format!("/players/{}", copy["id"].as_str().unwrap()))
     );
     let there = scouting
         .player(77)

@@ -321,6 +321,19 @@ EXCHANGE_SECRET=$(head -c 24 /dev/urandom | base64 | tr -d '/+=')
 (umask 077 && printf '%s' "$EXCHANGE_SECRET" >"$TMP/exchange-secret")
 # The clients both replicas bootstrap, the secret read from a file as in production.
 cat >"$TMP/auth-server.toml" <<EOF
+# The two APIs, registered: their resource URIs are their public URLs behind the gateway (the
+# \`resource\` of their RFC 9728 metadata).
+[[apis]]
+id = "players-api"
+resource = "$GW"
+scopes = ["players:write"]
+
+[[apis]]
+id = "scouting-api"
+resource = "$GW/scouting"
+scopes = ["players:write"]
+token_ttl_secs = 120
+
 [[clients]]
 client_id = "$CLIENT_ID"
 client_secret_file = "$TMP/client-secret"
@@ -419,8 +432,12 @@ wait_ready nginx "$GW/healthz"
 pass "gateway (pid ${PID[nginx]}) answers on $GW"
 
 step "resource-api x2: players-api and scouting-api, keys discovered from the issuer (the gateway)"
+# The players API refers players to the scouting API (through the gateway) for its callers,
+# exchanging their tokens as its own client "players-api".
 start players-api "$TMP/players-api.log" env API_BIND="127.0.0.1:$PLAYERS_PORT" API_ISSUER="$GW" \
   API_PUBLIC_URL="$GW" API_AUDIENCE=players-api API_DATABASE_URL="sqlite://$TMP/players.sqlite?mode=rwc" \
+  API_SCOUTING__URL="$GW/scouting" API_SCOUTING__AUDIENCE=scouting-api \
+  API_SCOUTING__CLIENT_ID=players-api API_SCOUTING__CLIENT_SECRET_FILE="$TMP/exchange-secret" \
   API_JWKS_COOLDOWN_SECS=1 API_OTLP_ENDPOINT="$OTLP" NO_COLOR=1 "$BIN/resource-api" serve
 start scouting-api "$TMP/scouting-api.log" env API_BIND="127.0.0.1:$SCOUTING_PORT" API_ISSUER="$GW" \
   API_PUBLIC_URL="$GW/scouting" API_AUDIENCE=scouting-api API_DATABASE_URL="sqlite://$TMP/scouting.sqlite?mode=rwc" \
@@ -669,6 +686,43 @@ gw POST /auth/token -u "players-api:$EXCHANGE_SECRET" \
   --data-urlencode subject_token_type=urn:ietf:params:oauth:token-type:access_token
 expect "$STATUS $(jq -r .error "$TMP/body")" "400 invalid_request" \
   "a subject token meant for another API (scouting-api) is refused: invalid_request"
+
+# ---------------------------------------------------------------------------------------------
+step "registered APIs: a resource URI from an API's RFC 9728 metadata names it at the token endpoint"
+gw GET /.well-known/oauth-protected-resource/scouting
+SCOUTING_RESOURCE=$(jq -r .resource "$TMP/body")
+gw POST /auth/token -H @"$TMP/client-auth-header" \
+  --data-urlencode grant_type=client_credentials --data-urlencode "resource=$SCOUTING_RESOURCE"
+[[ $STATUS == 200 ]] || fail "token for resource $SCOUTING_RESOURCE: HTTP $STATUS $(body)"
+BY_RESOURCE=$(jq -r .access_token "$TMP/body")
+expect "$(jq -r .expires_in "$TMP/body") $(jwt_part "$BY_RESOURCE" 1 | jq -c '[.aud, .scope]')" \
+  '120 ["scouting-api","players:write"]' \
+  "resource=$SCOUTING_RESOURCE gives a scouting-api token, living scouting-api's own 120 s"
+gw POST /auth/token -H @"$TMP/client-auth-header" \
+  --data-urlencode grant_type=client_credentials --data-urlencode "resource=$GW/billing"
+expect "$STATUS $(jq -r .error "$TMP/body")" "400 invalid_target" \
+  "a resource URI no API registered: 400 invalid_target"
+
+# ---------------------------------------------------------------------------------------------
+step "the players API calls the scouting API for its caller (token exchange inside the service)"
+gw POST /players -H "Authorization: Bearer ${PLAYERS_TOKEN[auth-2]}" -H 'Content-Type: application/json' \
+  -d '{"firstName":"Scout","lastName":"Ed","squadNumber":86,"position":"Midfielder"}'
+[[ $STATUS == 201 ]] || fail "POST /players (86) answered $STATUS $(body)"
+gw POST /players/squadnumber/86/scouting -H "Authorization: Bearer ${PLAYERS_TOKEN[auth-2]}"
+[[ $STATUS == 201 ]] || fail "POST /players/squadnumber/86/scouting answered $STATUS $(body)"
+REFERRED=$(header Location)
+[[ $REFERRED == "$GW/scouting/players/"* ]] || fail "the referral's Location '$REFERRED' is not under $GW/scouting/players/"
+gw GET "${REFERRED#"$GW"}"
+expect "$STATUS $(jq -r .squadNumber "$TMP/body")" "200 86" \
+  "the players API referred player 86: the scouting API has it at its Location, $REFERRED"
+grep 'player created' "$TMP/scouting-api.log" | grep -E 'squad_number(=|":)86' |
+  grep -E "(sub=$CLIENT_ID|\"sub\":\"$CLIENT_ID\")" | grep -qE '(actor="?players-api|"actor":"players-api")' ||
+  fail "the scouting API did not log player 86 created for $CLIENT_ID by players-api: $(grep 'squad_number.86' "$TMP/scouting-api.log" | head -n 2)"
+pass "the scouting API logged player 86 created for subject $CLIENT_ID with actor players-api"
+gw POST /players/squadnumber/86/scouting -H "Authorization: Bearer ${PLAYERS_TOKEN[auth-2]}"
+expect "$STATUS $(jq -r .error "$TMP/body")" "409 conflict" "referring it again: 409 (the scouting API has it)"
+gw POST /players/squadnumber/86/scouting -H "Authorization: Bearer ${SCOUTING_TOKEN[auth-2]}"
+expect "$STATUS" "401" "a scouting-api token at the players API: 401"
 
 # ---------------------------------------------------------------------------------------------
 step "DPoP through the gateway: proofs name the public URLs, not the addresses behind it"

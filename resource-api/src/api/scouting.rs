@@ -146,7 +146,7 @@ fn scouted_player(mut player: serde_json::Value) -> Option<PlayerDto> {
 #[derive(ApiResponse)]
 #[oai(bad_request_handler = "malformed_refer_path")]
 pub enum ReferPlayerResponse {
-    /// The scouting API's copy of the player; `Location` is its path there.
+    /// The scouting API's copy of the player; `Location` is its URL there.
     #[oai(status = 201)]
     Created(Json<PlayerDto>, #[oai(header = "Location")] String),
     /// The squad number in the path is not a whole number.
