@@ -127,6 +127,17 @@ pub enum ClientsCommand {
     /// Grant a client a registered API with some of its scopes, or an API to exchange its
     /// callers' tokens into (RFC 8693); what it had stays.
     Grant(GrantArgs),
+    /// Take back an API (and the scopes only it defined) or exchange targets from a client.
+    Ungrant(UngrantArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct UngrantArgs {
+    pub client_id: String,
+    #[arg(long, required_unless_present = "exchange_to")]
+    pub api: Option<String>,
+    #[arg(long = "exchange-to")]
+    pub exchange_to: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -417,6 +428,22 @@ async fn clients(
             }
             for api in grant.exchange_to {
                 writeln!(out, "granted {} exchange to {api}", grant.client_id).map_err(fail)?;
+            }
+        }
+        ClientsCommand::Ungrant(ungrant) => {
+            admin
+                .ungrant(
+                    &ungrant.client_id,
+                    &Grant {
+                        api: ungrant.api.clone(),
+                        scopes: Vec::new(),
+                        exchange_to: ungrant.exchange_to.clone(),
+                    },
+                )
+                .await
+                .map_err(fail)?;
+            for api in ungrant.api.iter().chain(&ungrant.exchange_to) {
+                writeln!(out, "took {api} back from {}", ungrant.client_id).map_err(fail)?;
             }
         }
         ClientsCommand::RotateSecret { client_id } => {

@@ -391,14 +391,42 @@ async fn the_cli_registers_grants_narrows_and_removes_apis() {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 
+    // The narrowed-away scope left the client too: no other audience of it may carry it on.
+    let listed = cli(settings, &["clients", "list"]).await.unwrap();
+    let line = listed
+        .lines()
+        .find(|l| l.starts_with("accounting"))
+        .unwrap();
+    assert!(!line.contains("invoices:write"), "{listed}");
+
     // Removal: refused while a client names it, then allowed.
     let refused = cli(settings, &["apis", "remove", "billing-api"])
         .await
         .unwrap_err();
     assert!(refused.contains("accounting"), "{refused}");
-    cli(settings, &["clients", "remove", "accounting"])
-        .await
+    cli(
+        settings,
+        &["clients", "ungrant", "accounting", "--api", "billing-api"],
+    )
+    .await
+    .unwrap();
+    let last = cli(
+        settings,
+        &["clients", "ungrant", "accounting", "--api", "players-api"],
+    )
+    .await
+    .unwrap_err();
+    assert!(last.contains("only API"), "{last}");
+    let listed = cli(settings, &["clients", "list"]).await.unwrap();
+    let line = listed
+        .lines()
+        .find(|l| l.starts_with("accounting"))
         .unwrap();
+    // billing-api's scope went with it; players:read (players-api is undeclared here) stays.
+    assert!(
+        line.contains("players:read") && !line.contains("invoices") && !line.contains("billing"),
+        "{listed}"
+    );
     cli(settings, &["apis", "remove", "billing-api"])
         .await
         .unwrap();

@@ -193,9 +193,11 @@ cargo build --workspace --bins --quiet || die "cargo build failed"
 [[ -x $BIN/auth-server && -x $BIN/resource-api ]] || die "binaries missing in $BIN"
 
 leg "services: auth-server and resource-api on free loopback ports, fresh SQLite databases"
-read -r AUTH_PORT API_PORT <<<"$(free_ports 2)"
+read -r AUTH_PORT API_PORT SCOUTING_PORT <<<"$(free_ports 3)"
 AUTH_URL=http://127.0.0.1:$AUTH_PORT
 API_URL=http://127.0.0.1:$API_PORT
+# A second resource-api, the scouting API: the players API refers players to it for its callers.
+SCOUTING_URL=http://127.0.0.1:$SCOUTING_PORT
 # Development mode: the clients are deploy/dev's, whose published secrets are written here in
 # plain text; outside it the server refuses them.
 # The interop legs' clients authenticate with private_key_jwt: their keys, made here.
@@ -255,16 +257,33 @@ audience = "players-api"
 database_url = "sqlite://$TMP/resource-api.sqlite?mode=rwc"
 # What DPoP proofs name (htu): the URL the clients call.
 public_url = "$API_URL"
+
+# Referrals: the players API exchanges its caller's token as its own client for a scouting one.
+[scouting]
+url = "$SCOUTING_URL"
+audience = "scouting-api"
+client_id = "$EXCHANGER_ID"
+client_secret = "$EXCHANGER_SECRET"
+EOF
+cat >"$TMP/scouting-api.toml" <<EOF
+bind = "127.0.0.1:$SCOUTING_PORT"
+issuer = "$AUTH_URL"
+audience = "scouting-api"
+database_url = "sqlite://$TMP/scouting-api.sqlite?mode=rwc"
+public_url = "$SCOUTING_URL"
 EOF
 start auth-server env NO_COLOR=1 LOG_FORMAT=compact "$BIN/auth-server" --config "$TMP/auth-server.toml"
 wait_ready auth-server "$AUTH_URL/health/ready"
 start resource-api env NO_COLOR=1 LOG_FORMAT=compact "$BIN/resource-api" --config "$TMP/resource-api.toml"
 wait_ready resource-api "$API_URL/health/ready"
+start scouting-api env NO_COLOR=1 LOG_FORMAT=compact "$BIN/resource-api" --config "$TMP/scouting-api.toml"
+wait_ready scouting-api "$SCOUTING_URL/health/ready"
 note "auth-server  $AUTH_URL (pid ${PID[auth-server]})"
 note "resource-api $API_URL (pid ${PID[resource-api]})"
+note "scouting-api $SCOUTING_URL (pid ${PID[scouting-api]})"
 
 # What every driver gets: where the services are and who it is.
-export AUTH_URL API_URL
+export AUTH_URL API_URL SCOUTING_URL
 export WRITER=$WRITER_ID:$WRITER_SECRET READER=$READER_ID:$READER_SECRET
 export EXCHANGER=$EXCHANGER_ID:$EXCHANGER_SECRET
 

@@ -706,22 +706,22 @@ expect "$STATUS $(jq -r .error "$TMP/body")" "400 invalid_target" \
 # ---------------------------------------------------------------------------------------------
 step "the players API calls the scouting API for its caller (token exchange inside the service)"
 gw POST /players -H "Authorization: Bearer ${PLAYERS_TOKEN[auth-2]}" -H 'Content-Type: application/json' \
-  -d '{"firstName":"Scout","lastName":"Ed","squadNumber":86,"position":"Midfielder"}'
-[[ $STATUS == 201 ]] || fail "POST /players (86) answered $STATUS $(body)"
-gw POST /players/squadnumber/86/scouting -H "Authorization: Bearer ${PLAYERS_TOKEN[auth-2]}"
-[[ $STATUS == 201 ]] || fail "POST /players/squadnumber/86/scouting answered $STATUS $(body)"
+  -d '{"firstName":"Scout","lastName":"Ed","squadNumber":50,"position":"Midfielder"}'
+[[ $STATUS == 201 ]] || fail "POST /players (50) answered $STATUS $(body)"
+gw POST /players/squadnumber/50/scouting -H "Authorization: Bearer ${PLAYERS_TOKEN[auth-2]}"
+[[ $STATUS == 201 ]] || fail "POST /players/squadnumber/50/scouting answered $STATUS $(body)"
 REFERRED=$(header Location)
 [[ $REFERRED == "$GW/scouting/players/"* ]] || fail "the referral's Location '$REFERRED' is not under $GW/scouting/players/"
 gw GET "${REFERRED#"$GW"}"
-expect "$STATUS $(jq -r .squadNumber "$TMP/body")" "200 86" \
-  "the players API referred player 86: the scouting API has it at its Location, $REFERRED"
-grep 'player created' "$TMP/scouting-api.log" | grep -E 'squad_number(=|":)86' |
+expect "$STATUS $(jq -r .squadNumber "$TMP/body")" "200 50" \
+  "the players API referred player 50: the scouting API has it at its Location, $REFERRED"
+grep 'player created' "$TMP/scouting-api.log" | grep -E 'squad_number(=|":)50' |
   grep -E "(sub=$CLIENT_ID|\"sub\":\"$CLIENT_ID\")" | grep -qE '(actor="?players-api|"actor":"players-api")' ||
-  fail "the scouting API did not log player 86 created for $CLIENT_ID by players-api: $(grep 'squad_number.86' "$TMP/scouting-api.log" | head -n 2)"
-pass "the scouting API logged player 86 created for subject $CLIENT_ID with actor players-api"
-gw POST /players/squadnumber/86/scouting -H "Authorization: Bearer ${PLAYERS_TOKEN[auth-2]}"
+  fail "the scouting API did not log player 50 created for $CLIENT_ID by players-api: $(grep 'squad_number.50' "$TMP/scouting-api.log" | head -n 2)"
+pass "the scouting API logged player 50 created for subject $CLIENT_ID with actor players-api"
+gw POST /players/squadnumber/50/scouting -H "Authorization: Bearer ${PLAYERS_TOKEN[auth-2]}"
 expect "$STATUS $(jq -r .error "$TMP/body")" "409 conflict" "referring it again: 409 (the scouting API has it)"
-gw POST /players/squadnumber/86/scouting -H "Authorization: Bearer ${SCOUTING_TOKEN[auth-2]}"
+gw POST /players/squadnumber/50/scouting -H "Authorization: Bearer ${SCOUTING_TOKEN[auth-2]}"
 expect "$STATUS" "401" "a scouting-api token at the players API: 401"
 
 # ---------------------------------------------------------------------------------------------

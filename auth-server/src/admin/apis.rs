@@ -211,7 +211,42 @@ impl Admin {
         let api = spec.parse("")?;
         self.check_resource_free(&api, "resource").await?;
         self.apis.upsert(&api, now_secs()).await?;
+        // Scopes it no longer defines leave its clients (unless another of their APIs defines
+        // them): no audience of theirs may carry them on.
+        if let (Some(before), Some(after)) = (&stored.scopes, &api.scopes) {
+            let dropped = before.difference(after);
+            if !dropped.is_empty() {
+                self.drop_scopes(&api.id, &dropped).await?;
+            }
+        }
         Ok(api)
+    }
+
+    async fn drop_scopes(&self, api: &Audience, dropped: &ScopeSet) -> Result<(), AdminError> {
+        for client in self.clients.list().await? {
+            if !client.audiences.contains(api) && !client.exchange_to.contains(api) {
+                continue;
+            }
+            let elsewhere = |scope: &crate::domain::Scope| {
+                client.apis.iter().any(|other| {
+                    other.id != *api && other.scopes.as_ref().is_some_and(|s| s.contains(scope))
+                })
+            };
+            let gone: Vec<_> = client
+                .scopes
+                .iter()
+                .filter(|scope| dropped.contains(scope) && !elsewhere(scope))
+                .collect();
+            if gone.is_empty() || self.managed.clients.iter().any(|m| m == client.id.as_str()) {
+                continue;
+            }
+            let mut spec = ClientSpec::of(&client);
+            spec.scopes
+                .retain(|s| !gone.iter().any(|g| g.as_str() == s));
+            let updated = spec.parse("", client.secret_hash.clone())?;
+            self.clients.upsert(&updated, now_secs()).await?;
+        }
+        Ok(())
     }
 
     /// Deletes an API no client names any more.
@@ -230,7 +265,8 @@ impl Admin {
             return Err(invalid(
                 "id",
                 format!(
-                    "clients still name API {}: {}; remove it from them first",
+                    "clients still name API {}: {}; take it back first \
+                     (auth-server clients ungrant CLIENT --api/--exchange-to {0})",
                     id.as_str(),
                     users.join(", ")
                 ),
@@ -320,6 +356,74 @@ impl Admin {
         }
         let updated = spec.parse("", client.secret_hash.clone())?;
         self.check_scopes_defined(&updated, "").await?;
+        self.clients.upsert(&updated, now_secs()).await?;
+        Ok(())
+    }
+
+    /// Takes back an API (with the scopes only it defined among the client's APIs) or exchange
+    /// targets; the client keeps at least one API.
+    pub async fn ungrant(&self, client_id: &str, grant: &Grant) -> Result<(), AdminError> {
+        let id = ClientId::parse(client_id).map_err(|e| invalid("client_id", e))?;
+        Managed::check(&self.managed.clients, "client", id.as_str())?;
+        if grant.api.is_none() && grant.exchange_to.is_empty() {
+            return Err(invalid("api", "name an API (--api) or an exchange target"));
+        }
+        let client = self
+            .clients
+            .find(&id)
+            .await?
+            .ok_or_else(|| AdminError::NotFound {
+                what: "client",
+                name: id.to_string(),
+            })?;
+        let mut spec = ClientSpec::of(&client);
+        let held = |list: &[String], name: &str, field: &str| {
+            if list.iter().any(|a| a == name) {
+                Ok(())
+            } else {
+                Err(invalid(field, format!("client {id} is not granted {name}")))
+            }
+        };
+        for name in &grant.exchange_to {
+            held(&spec.exchange_to, name, "exchange_to")?;
+            spec.exchange_to.retain(|a| a != name);
+        }
+        if spec.exchange_to.is_empty() {
+            spec.grant_types
+                .retain(|g| g.parse() != Ok(GrantType::TokenExchange));
+        }
+        if let Some(name) = &grant.api {
+            held(&spec.audiences, name, "api")?;
+            spec.audiences.retain(|a| a != name);
+            if spec.audiences.is_empty() {
+                return Err(invalid(
+                    "api",
+                    format!("{name} is client {id}'s only API; remove the client instead"),
+                ));
+            }
+            // Its scopes go too, unless another of the client's APIs defines them.
+            let removed = client.apis.iter().find(|api| api.id.as_str() == name);
+            if let Some(defined) = removed.and_then(|api| api.scopes.as_ref()) {
+                let kept: Vec<&Api> = client
+                    .apis
+                    .iter()
+                    .map(AsRef::as_ref)
+                    .filter(|api| {
+                        spec.audiences.iter().any(|a| a == api.id.as_str())
+                            || spec.exchange_to.iter().any(|a| a == api.id.as_str())
+                    })
+                    .collect();
+                spec.scopes.retain(|scope| {
+                    !defined.iter().any(|d| d.as_str() == scope)
+                        || kept.iter().any(|api| {
+                            api.scopes
+                                .as_ref()
+                                .is_none_or(|s| s.iter().any(|d| d.as_str() == scope))
+                        })
+                });
+            }
+        }
+        let updated = spec.parse("", client.secret_hash.clone())?;
         self.clients.upsert(&updated, now_secs()).await?;
         Ok(())
     }

@@ -45,6 +45,7 @@ from players_api_client.api.players import (
     replace_player,
 )
 from players_api_client.api.metadata import protected_resource_metadata
+from players_api_client.api.scouting import refer_player_to_scouting
 from players_api_client.models import Player, PlayerInput, Problem, ProtectedResourceMetadata
 from players_api_client.types import Unset
 
@@ -53,6 +54,7 @@ API_URL = os.environ["API_URL"]
 WRITER = os.environ["WRITER"]
 READER = os.environ["READER"]
 EXCHANGER = os.environ["EXCHANGER"]
+SCOUTING_URL = os.environ["SCOUTING_URL"]
 SQUAD_NUMBER = int(os.environ["SQUAD_NUMBER"])
 
 passed = 0
@@ -296,6 +298,31 @@ def main() -> int:
         and after.parsed.team == "Contract FC"
         and after.parsed.starting11 is True,
         after.parsed,
+    )
+
+    # The players API calls the scouting API for us (it exchanges our token, RFC 8693).
+    referred = refer_player_to_scouting.sync_detailed(SQUAD_NUMBER, client=writer)
+    copy = referred.parsed
+    check(
+        "refer_player_to_scouting: 201 with the scouting API's copy as a Player",
+        referred.status_code == HTTPStatus.CREATED
+        and isinstance(copy, Player)
+        and copy.squad_number == SQUAD_NUMBER
+        and referred.headers.get("location") == f"{SCOUTING_URL}/players/{copy.id}",
+        referred.parsed,
+    )
+    again = refer_player_to_scouting.sync_detailed(SQUAD_NUMBER, client=writer)
+    check(
+        "refer_player_to_scouting again: typed 409",
+        again.status_code == HTTPStatus.CONFLICT and is_problem(again.parsed, 409, "conflict"),
+        again.parsed,
+    )
+    scoped_out = refer_player_to_scouting.sync_detailed(SQUAD_NUMBER, client=reader)
+    check(
+        "refer_player_to_scouting without players:write: typed 403",
+        scoped_out.status_code == HTTPStatus.FORBIDDEN
+        and is_problem(scoped_out.parsed, 403, "insufficient_scope"),
+        scoped_out.parsed,
     )
 
     removed = delete_player.sync_detailed(SQUAD_NUMBER, client=writer)

@@ -28,6 +28,7 @@ import {
   getPlayerBySquadNumber,
   listPlayers,
   protectedResourceMetadata,
+  referPlayerToScouting,
   replacePlayer,
 } from './gen/players/sdk.gen';
 import type {
@@ -51,6 +52,7 @@ const SQUAD_NUMBER = Number(env('SQUAD_NUMBER'));
 const KEYED_CLIENT = env('KEYED_CLIENT');
 const KEYED_KEY_FILE = env('KEYED_KEY_FILE');
 const EXCHANGER = env('EXCHANGER');
+const SCOUTING_URL = env('SCOUTING_URL');
 
 let passed = 0;
 let failed = 0;
@@ -310,6 +312,32 @@ async function main(): Promise<void> {
     'getPlayerBySquadNumber shows the replacement',
     after.data?.team === 'Contract FC' && after.data?.starting11 === true,
     after.data,
+  );
+
+  // The players API calls the scouting API for us (it exchanges our token, RFC 8693).
+  const refer = (auth?: string) =>
+    referPlayerToScouting({ client: playersClient, auth, path: { squadNumber: SQUAD_NUMBER } });
+  const referred = await refer(writeToken);
+  check(
+    "referPlayerToScouting: 201 with the scouting API's copy, Location at the scouting API",
+    referred.response.status === 201 &&
+      referred.data?.squadNumber === SQUAD_NUMBER &&
+      referred.data?.team === 'Contract FC' &&
+      referred.response.headers.get('location') === `${SCOUTING_URL}/players/${referred.data?.id}`,
+    referred.error,
+  );
+  const referredAgain = await refer(writeToken);
+  check(
+    'referPlayerToScouting again: typed 409 (the scouting API has it)',
+    referredAgain.response.status === 409 && isProblem(referredAgain.error, 409, 'conflict'),
+    referredAgain.error,
+  );
+  const referredAnonymously = await refer(undefined);
+  check(
+    'referPlayerToScouting without a token: typed 401',
+    referredAnonymously.response.status === 401 &&
+      isProblem(referredAnonymously.error, 401, 'unauthorized'),
+    referredAnonymously.error,
   );
 
   const removed = await deletePlayer({
