@@ -284,22 +284,10 @@ impl Admin {
     /// Grants a client an API (with some of its scopes) and exchange targets, keeping what it
     /// had. The APIs must be registered and the scopes the API's own.
     pub async fn grant(&self, client_id: &str, grant: &Grant) -> Result<(), AdminError> {
-        let id = ClientId::parse(client_id).map_err(|e| invalid("client_id", e))?;
-        Managed::check(&self.managed.clients, "client", id.as_str())?;
-        if grant.api.is_none() && grant.exchange_to.is_empty() {
-            return Err(invalid("api", "name an API (--api) or an exchange target"));
-        }
         if grant.api.is_none() && !grant.scopes.is_empty() {
             return Err(invalid("scope", "scopes are granted with an API (--api)"));
         }
-        let client = self
-            .clients
-            .find(&id)
-            .await?
-            .ok_or_else(|| AdminError::NotFound {
-                what: "client",
-                name: id.to_string(),
-            })?;
+        let client = self.client_to_change(client_id, grant).await?;
         let mut spec = ClientSpec::of(&client);
         if let Some(name) = &grant.api {
             let api = self.registered(name, "api").await?;
@@ -363,19 +351,8 @@ impl Admin {
     /// Takes back an API (with the scopes only it defined among the client's APIs) or exchange
     /// targets; the client keeps at least one API.
     pub async fn ungrant(&self, client_id: &str, grant: &Grant) -> Result<(), AdminError> {
-        let id = ClientId::parse(client_id).map_err(|e| invalid("client_id", e))?;
-        Managed::check(&self.managed.clients, "client", id.as_str())?;
-        if grant.api.is_none() && grant.exchange_to.is_empty() {
-            return Err(invalid("api", "name an API (--api) or an exchange target"));
-        }
-        let client = self
-            .clients
-            .find(&id)
-            .await?
-            .ok_or_else(|| AdminError::NotFound {
-                what: "client",
-                name: id.to_string(),
-            })?;
+        let client = self.client_to_change(client_id, grant).await?;
+        let id = &client.id;
         let mut spec = ClientSpec::of(&client);
         let held = |list: &[String], name: &str, field: &str| {
             if list.iter().any(|a| a == name) {
@@ -484,6 +461,27 @@ impl Admin {
                 undefined.join(", ")
             ),
         ))
+    }
+
+    /// The client a grant or ungrant changes: one the CLI manages, and a change that names
+    /// something.
+    async fn client_to_change(
+        &self,
+        client_id: &str,
+        grant: &Grant,
+    ) -> Result<std::sync::Arc<Client>, AdminError> {
+        let id = ClientId::parse(client_id).map_err(|e| invalid("client_id", e))?;
+        Managed::check(&self.managed.clients, "client", id.as_str())?;
+        if grant.api.is_none() && grant.exchange_to.is_empty() {
+            return Err(invalid("api", "name an API (--api) or an exchange target"));
+        }
+        self.clients
+            .find(&id)
+            .await?
+            .ok_or_else(|| AdminError::NotFound {
+                what: "client",
+                name: id.to_string(),
+            })
     }
 
     async fn registered(&self, name: &str, field: &str) -> Result<Api, AdminError> {
