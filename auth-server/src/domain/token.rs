@@ -228,6 +228,41 @@ mod tests {
         assert!(choose_audience(&client(&[]), &target(None, None)).is_none());
     }
 
+    fn api(id: &str, resource: &str, scopes: Option<&str>) -> Arc<Api> {
+        Arc::new(Api {
+            id: Audience::parse(id).unwrap(),
+            resource: Some(resource.into()),
+            scopes: scopes.map(|s| ScopeSet::parse(s).unwrap()),
+            token_ttl_secs: Some(60),
+            grant_types: None,
+        })
+    }
+
+    #[test]
+    fn a_registered_api_is_chosen_by_its_uri_and_bounds_the_scopes() {
+        let mut c = client(&["players-api", "scouting-api"]);
+        c.apis = vec![
+            api("players-api", "https://players.example", None),
+            api("scouting-api", "https://scouting.example", Some("b")),
+        ];
+        let scouting = choose_audience(&c, &target(Some("https://scouting.example/"), None));
+        let scouting = scouting.unwrap();
+        assert_eq!(scouting.audience.as_str(), "scouting-api");
+        assert_eq!(scouting.token_ttl_secs(), Some(60));
+        assert_eq!(scouting.scopes_within(&c.scopes).to_string(), "b");
+        // Undeclared: every scope of the client's but those its other APIs declare.
+        let players = choose_audience(&c, &target(None, None)).unwrap();
+        assert_eq!(players.scopes_within(&c.scopes).to_string(), "a");
+        // The same API by URI and by id agrees; two APIs do not.
+        let both = target(Some("https://players.example"), Some("players-api"));
+        assert!(choose_audience(&c, &both).is_some());
+        let two = target(Some("https://players.example"), Some("scouting-api"));
+        assert!(choose_audience(&c, &two).is_none());
+        // A registered API the client is not granted is not chosen through its URI either.
+        c.audiences.truncate(1);
+        assert!(choose_audience(&c, &target(Some("https://scouting.example"), None)).is_none());
+    }
+
     #[test]
     fn claims_carry_whole_second_times_and_the_space_separated_scope() {
         let c = client(&["players-api"]);

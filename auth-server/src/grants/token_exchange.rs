@@ -1,9 +1,10 @@
 //! Token exchange (RFC 8693): an API holding a caller's access token gets a token for another
 //! API, on behalf of that caller. The authenticated client is the actor; the subject token must
 //! be an active access token of this issuer meant for the actor's API (its one audience);
-//! the target must be one the actor may exchange to. Nothing grows: the scope is within both
-//! the subject token's and the actor's, the token lives no longer than the subject token, the
-//! `sub` stays the subject's, and `act` names the actor (nesting the subject token's own `act`).
+//! the target must be one the actor may exchange to. Nothing grows: the scope is within the
+//! subject token's, the actor's and the target API's, the token lives no longer than the
+//! subject token, the `sub` stays the subject's, and `act` names the actor (nesting the subject
+//! token's own `act`).
 
 use super::introspection::TokenLookup;
 use super::{IssuedToken, Minter, TokenError, TokenParameters, granted_scope};

@@ -401,8 +401,8 @@ pub enum DeletePlayerResponse {
 /// Bearer rejections become the 401 / 403 variants, challenge included.
 macro_rules! answers_bearer_rejections {
     ($($response:ident),*) => {$(
-        impl From<BearerRejection> for $response {
-            fn from(rejection: BearerRejection) -> Self {
+        impl From<token_verifier::BearerRejection> for $response {
+            fn from(rejection: token_verifier::BearerRejection) -> Self {
                 let challenge = rejection.www_authenticate();
                 if rejection.status().as_u16() == 403 {
                     Self::Forbidden(bearer_problem(&rejection), challenge)
@@ -413,6 +413,8 @@ macro_rules! answers_bearer_rejections {
         }
     )*};
 }
+// The scouting operations answer bearer rejections the same way.
+pub(super) use answers_bearer_rejections;
 
 /// Unreadable bodies and invalid fields become 400 / 413 / 415 / 422.
 macro_rules! answers_body_errors {

@@ -176,16 +176,7 @@ pub enum ReferPlayerResponse {
     BadGateway(Json<Problem>),
 }
 
-impl From<token_verifier::BearerRejection> for ReferPlayerResponse {
-    fn from(rejection: token_verifier::BearerRejection) -> Self {
-        let challenge = rejection.www_authenticate();
-        if rejection.status().as_u16() == 403 {
-            Self::Forbidden(bearer_problem(&rejection), challenge)
-        } else {
-            Self::Unauthorized(bearer_problem(&rejection), challenge)
-        }
-    }
-}
+super::players::answers_bearer_rejections!(ReferPlayerResponse);
 
 fn malformed_refer_path(err: poem::Error) -> ReferPlayerResponse {
     malformed_path(&err).map_or_else(
