@@ -72,6 +72,13 @@ pub struct ScoutingSettings {
     pub client_secret_file: Option<PathBuf>,
     /// The issuer's token endpoint as this API reaches it; default `{issuer}/auth/token`.
     pub token_url: Option<String>,
+    /// The scouting API's public base URL, as callers reach it (behind a gateway): a referred
+    /// player's `Location` is under it. Default: `url`.
+    pub public_url: Option<String>,
+    /// Send the caller's token and this API's secret over plain `http` to a host other than
+    /// loopback (inside a network you lock down, as `deploy/k8s/networkpolicy.yaml` does).
+    #[serde(default)]
+    pub allow_insecure_http: bool,
     /// Time limit of the exchange, and of the call to the scouting API.
     #[serde(default = "default_scouting_timeout")]
     pub timeout_secs: u64,
@@ -89,6 +96,8 @@ impl std::fmt::Debug for ScoutingSettings {
             .field("audience", &self.audience)
             .field("client_id", &self.client_id)
             .field("token_url", &self.token_url)
+            .field("public_url", &self.public_url)
+            .field("allow_insecure_http", &self.allow_insecure_http)
             .field("timeout_secs", &self.timeout_secs)
             .finish_non_exhaustive()
     }
@@ -182,10 +191,30 @@ impl Settings {
             for (key, value) in [
                 ("scouting.url", Some(&scouting.url)),
                 ("scouting.token_url", scouting.token_url.as_ref()),
+                ("scouting.public_url", scouting.public_url.as_ref()),
             ] {
                 let Some(value) = value else { continue };
-                match url::Url::parse(value) {
-                    Ok(url) if matches!(url.scheme(), "http" | "https") => {}
+                let Ok(url) = url::Url::parse(value) else {
+                    return Err(invalid(key, "must be an http or https URL"));
+                };
+                let loopback = match url.host() {
+                    Some(url::Host::Domain(host)) => host == "localhost",
+                    Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+                    Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+                    None => false,
+                };
+                let plain_ok =
+                    loopback || scouting.allow_insecure_http || key == "scouting.public_url";
+                match url.scheme() {
+                    "https" => {}
+                    "http" if plain_ok => {}
+                    "http" => {
+                        return Err(invalid(
+                            key,
+                            "must be https (plain http only to loopback, or with \
+                             scouting.allow_insecure_http: it carries tokens and a secret)",
+                        ));
+                    }
                     _ => return Err(invalid(key, "must be an http or https URL")),
                 }
             }
@@ -322,6 +351,12 @@ mod tests {
             jail.set_env("API_SCOUTING__URL", "not a url");
             let err = load_settings::<Settings>(None).unwrap_err();
             assert!(err.to_string().starts_with("scouting.url"), "{err}");
+            // Tokens and the secret travel there: plain http only to loopback, unless told.
+            jail.set_env("API_SCOUTING__URL", "http://scouting-api:9001");
+            let err = load_settings::<Settings>(None).unwrap_err();
+            assert!(err.to_string().contains("allow_insecure_http"), "{err}");
+            jail.set_env("API_SCOUTING__ALLOW_INSECURE_HTTP", "true");
+            assert!(load_settings::<Settings>(None).is_ok());
             Ok(())
         });
     }

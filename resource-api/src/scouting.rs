@@ -15,17 +15,21 @@ pub struct ScoutingClient {
     exchanger: TokenExchanger,
     http: reqwest::Client,
     players_url: url::Url,
+    /// Where callers find the scouting API's players: `{public_url}/players/{id}`.
+    public_players_url: String,
     audience: String,
 }
+
+/// What the scouting API's create needs, and all the exchange asks for.
+const SCOPE: &str = "players:write";
 
 /// The scouting API's copy of a referred player.
 #[derive(Debug)]
 pub struct Referred {
     /// Its JSON, as the scouting API answered.
     pub player: Value,
-    /// Where it is at the scouting API: an absolute URL (the scouting API's `Location`
-    /// resolved against its URL).
-    pub location: Option<String>,
+    /// Where callers find it: `{public_url}/players/{id}`.
+    pub location: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -59,10 +63,12 @@ impl ScoutingClient {
             .build()
             .map_err(|err| err.to_string())?;
         let players_url = format!("{}/players", settings.url.trim_end_matches('/'));
+        let public = settings.public_url.as_deref().unwrap_or(&settings.url);
         Ok(Self {
             exchanger,
             http,
             players_url: url::Url::parse(&players_url).map_err(|err| err.to_string())?,
+            public_players_url: format!("{}/players", public.trim_end_matches('/')),
             audience: settings.audience.clone(),
         })
     }
@@ -76,7 +82,7 @@ impl ScoutingClient {
     ) -> Result<Referred, ReferralError> {
         let token = self
             .exchanger
-            .exchange(caller_token, &self.audience, None)
+            .exchange(caller_token, &self.audience, Some(SCOPE))
             .await
             .map_err(|err| match err {
                 ExchangeError::Refused { error } => ReferralError::Refused(error),
@@ -100,15 +106,17 @@ impl ScoutingClient {
             })?;
         match response.status().as_u16() {
             201 => {
-                let location = response
-                    .headers()
-                    .get(reqwest::header::LOCATION)
-                    .and_then(|value| value.to_str().ok())
-                    .and_then(|value| self.players_url.join(value).ok())
-                    .map(String::from);
                 let player = response.json::<Value>().await.map_err(|_| {
                     ReferralError::Upstream("scouting API: an unreadable answer".into())
                 })?;
+                // Its `Location` is for its own callers (and names an address behind the
+                // gateway); ours names the copy under the public URL, by its id.
+                let id = player
+                    .get("id")
+                    .and_then(Value::as_str)
+                    .and_then(|id| uuid::Uuid::parse_str(id).ok())
+                    .ok_or_else(|| ReferralError::Upstream("scouting API: no player id".into()))?;
+                let location = format!("{}/{id}", self.public_players_url);
                 Ok(Referred { player, location })
             }
             409 => Err(ReferralError::Conflict),

@@ -266,6 +266,16 @@ async fn the_cli_registers_grants_narrows_and_removes_apis() {
     .await
     .unwrap_err();
     assert!(taken.contains("already names API billing-api"), "{taken}");
+    let named = cli(
+        settings,
+        &["apis", "add", "--id", "https://billing.example"],
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        named.contains("is API billing-api's resource URI"),
+        "{named}"
+    );
     let twice = cli(settings, &["apis", "add", "--id", "billing-api"])
         .await
         .unwrap_err();

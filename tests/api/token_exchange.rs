@@ -546,6 +546,8 @@ async fn the_players_api_refers_a_player_to_the_scouting_api_on_its_callers_beha
         client_secret: secret.into(),
         client_secret_file: None,
         token_url: None,
+        public_url: None,
+        allow_insecure_http: false,
         timeout_secs: 5,
     };
     let players = spawn_resource_api_with(&auth.address, |settings| {
@@ -601,11 +603,14 @@ async fn the_players_api_refers_a_player_to_the_scouting_api_on_its_callers_beha
     assert_eq!(response.status(), 200);
     let refused = refer(&players, Some(&revoked), 77).await;
     assert_eq!(refused.status(), 403);
+    let challenge = refused.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    // No other scope would help: a challenge without an error.
     assert!(
-        refused.headers()["www-authenticate"]
-            .to_str()
-            .unwrap()
-            .starts_with("Bearer ")
+        challenge.starts_with("Bearer realm=") && !challenge.contains("error="),
+        "{challenge}"
     );
     let body: Value = refused.json().await.unwrap();
     assert_eq!(body["error"], "delegation_refused", "{body}");
@@ -623,6 +628,16 @@ async fn the_players_api_refers_a_player_to_the_scouting_api_on_its_callers_beha
     assert_eq!(response.status(), 502);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["error"], "bad_gateway");
+
+    // Configured for an API its client may not exchange into: the issuer's invalid_target is
+    // this side's fault, a 502 too, not the caller's.
+    let wrong_target = spawn_resource_api_with(&auth.address, |settings| {
+        let mut scouting = with_scouting(PLAYERS_SECRET);
+        scouting.audience = "stats-api".into();
+        settings.scouting = Some(scouting);
+    })
+    .await;
+    assert_eq!(refer(&wrong_target, Some(&subject), 1).await.status(), 502);
 
     let unconfigured = spawn_resource_api_with(&auth.address, |_| {}).await;
     assert_eq!(refer(&unconfigured, Some(&subject), 1).await.status(), 501);

@@ -78,12 +78,13 @@ impl std::fmt::Debug for ExchangedToken {
 /// Why no token came back.
 #[derive(Debug, thiserror::Error)]
 pub enum ExchangeError {
-    /// The issuer refused the caller's token for this exchange (400: `invalid_request`,
-    /// `invalid_scope`, `invalid_target`, …): the caller may not be acted for there.
+    /// The issuer refused the caller's token for this exchange (400 `invalid_request`,
+    /// `invalid_grant` or `invalid_scope`: revoked, expired, or without what the target
+    /// needs): the caller may not be acted for there.
     #[error("the issuer refused the exchange: {error}")]
     Refused { error: String },
-    /// The issuer refused this API's own client (401 `invalid_client`, or
-    /// `unauthorized_client`): a configuration problem on this side.
+    /// The issuer refused this API's own client or what it asked for (401 `invalid_client`,
+    /// `unauthorized_client`, `invalid_target`, …): a configuration problem on this side.
     #[error("the issuer refused this API's client: {error}")]
     ClientRefused { error: String },
     /// No answer, or not one of RFC 6749's.
@@ -150,10 +151,10 @@ impl TokenExchanger {
             .map(|body| body.error)
             .map_err(|_| ExchangeError::Unavailable(format!("HTTP {}", status.as_u16())))?;
         match (status.as_u16(), error.as_str()) {
-            (401, _) | (400, "invalid_client" | "unauthorized_client") => {
-                Err(ExchangeError::ClientRefused { error })
+            (400, "invalid_request" | "invalid_grant" | "invalid_scope") => {
+                Err(ExchangeError::Refused { error })
             }
-            (400, _) => Err(ExchangeError::Refused { error }),
+            (400 | 401, _) => Err(ExchangeError::ClientRefused { error }),
             (code, _) => Err(ExchangeError::Unavailable(format!("HTTP {code} {error}"))),
         }
     }

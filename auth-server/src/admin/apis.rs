@@ -237,7 +237,18 @@ impl Admin {
                 .iter()
                 .filter(|scope| dropped.contains(scope) && !elsewhere(scope))
                 .collect();
-            if gone.is_empty() || self.managed.clients.iter().any(|m| m == client.id.as_str()) {
+            if gone.is_empty() {
+                continue;
+            }
+            if self.managed.clients.iter().any(|m| m == client.id.as_str()) {
+                // The configuration re-applies them; the start refuses a scope none of the
+                // client's APIs declares.
+                tracing::warn!(
+                    client_id = %client.id,
+                    api = api.as_str(),
+                    "a client of the configuration holds scopes this API no longer declares: \
+                     remove them from its [[clients]] entry"
+                );
                 continue;
             }
             let mut spec = ClientSpec::of(&client);
@@ -378,28 +389,36 @@ impl Admin {
                     format!("{name} is client {id}'s only API; remove the client instead"),
                 ));
             }
-            // Its scopes go too, unless another of the client's APIs defines them.
-            let removed = client.apis.iter().find(|api| api.id.as_str() == name);
-            if let Some(defined) = removed.and_then(|api| api.scopes.as_ref()) {
-                let kept: Vec<&Api> = client
-                    .apis
-                    .iter()
-                    .map(AsRef::as_ref)
-                    .filter(|api| {
-                        spec.audiences.iter().any(|a| a == api.id.as_str())
-                            || spec.exchange_to.iter().any(|a| a == api.id.as_str())
-                    })
-                    .collect();
-                spec.scopes.retain(|scope| {
-                    !defined.iter().any(|d| d.as_str() == scope)
-                        || kept.iter().any(|api| {
-                            api.scopes
-                                .as_ref()
-                                .is_none_or(|s| s.iter().any(|d| d.as_str() == scope))
-                        })
-                });
-            }
         }
+        // The scopes the taken APIs declare go too, unless an API the client keeps declares
+        // them (one with undeclared scopes would carry them on: they go all the same).
+        let taken: Vec<&Api> = client
+            .apis
+            .iter()
+            .map(AsRef::as_ref)
+            .filter(|api| {
+                grant.api.as_deref() == Some(api.id.as_str())
+                    || grant.exchange_to.iter().any(|a| a == api.id.as_str())
+            })
+            .collect();
+        let kept: Vec<&Api> = client
+            .apis
+            .iter()
+            .map(AsRef::as_ref)
+            .filter(|api| {
+                spec.audiences.iter().any(|a| a == api.id.as_str())
+                    || spec.exchange_to.iter().any(|a| a == api.id.as_str())
+            })
+            .collect();
+        let declares = |api: &Api, scope: &str| {
+            api.scopes
+                .as_ref()
+                .is_some_and(|s| s.iter().any(|d| d.as_str() == scope))
+        };
+        spec.scopes.retain(|scope| {
+            !taken.iter().any(|api| declares(api, scope))
+                || kept.iter().any(|api| declares(api, scope))
+        });
         let updated = spec.parse("", client.secret_hash.clone())?;
         self.clients.upsert(&updated, now_secs()).await?;
         Ok(())
@@ -412,7 +431,17 @@ impl Admin {
             let api = ApiSpec::from(entry).parse(&prefix)?;
             self.check_resource_free(&api, &format!("{prefix}resource"))
                 .await?;
+            let stored = self.apis.find(&api.id).await?;
             self.apis.upsert(&api, now_secs()).await?;
+            if let Some(before) = stored.and_then(|stored| stored.scopes) {
+                let dropped = api
+                    .scopes
+                    .as_ref()
+                    .map_or_else(ScopeSet::default, |after| before.difference(after));
+                if !dropped.is_empty() {
+                    self.drop_scopes(&api.id, &dropped).await?;
+                }
+            }
             tracing::info!(api = api.id.as_str(), "bootstrap api ready");
         }
         for api in self.apis.list().await? {
@@ -495,23 +524,32 @@ impl Admin {
             })
     }
 
-    /// A resource URI names one API.
+    /// A resource URI names one API, and no API's id is another's resource URI (`resource`
+    /// and `audience` name APIs by either).
     async fn check_resource_free(&self, api: &Api, field: &str) -> Result<(), AdminError> {
-        let Some(resource) = &api.resource else {
-            return Ok(());
-        };
-        let taken = self
-            .apis
-            .list()
-            .await?
-            .into_iter()
-            .find(|other| other.id != api.id && other.resource.as_ref() == Some(resource));
-        match taken {
-            Some(other) => Err(invalid(
-                field,
-                format!("{resource} already names API {}", other.id.as_str()),
-            )),
-            None => Ok(()),
+        for other in self.apis.list().await? {
+            if other.id == api.id {
+                continue;
+            }
+            if let Some(resource) = &api.resource
+                && (other.resource.as_ref() == Some(resource) || other.id.as_str() == resource)
+            {
+                return Err(invalid(
+                    field,
+                    format!("{resource} already names API {}", other.id.as_str()),
+                ));
+            }
+            if other.resource.as_deref() == Some(api.id.as_str()) {
+                return Err(invalid(
+                    field,
+                    format!(
+                        "the id {} is API {}'s resource URI",
+                        api.id.as_str(),
+                        other.id.as_str()
+                    ),
+                ));
+            }
         }
+        Ok(())
     }
 }

@@ -503,7 +503,9 @@ fn token_error(err: TokenError, nonce: Option<String>) -> TokenResponse {
         TokenError::InvalidRequest(_) => Code::InvalidRequest,
         TokenError::InvalidClient { .. } => Code::InvalidClient,
         TokenError::InvalidGrant(_) => Code::InvalidGrant,
-        TokenError::UnauthorizedClient(_) => Code::UnauthorizedClient,
+        TokenError::UnauthorizedClient(_) | TokenError::GrantNotForApi { .. } => {
+            Code::UnauthorizedClient
+        }
         TokenError::UnsupportedGrantType => Code::UnsupportedGrantType,
         TokenError::InvalidScope(_) => Code::InvalidScope,
         TokenError::InvalidTarget => Code::InvalidTarget,
@@ -538,6 +540,9 @@ fn token_error(err: TokenError, nonce: Option<String>) -> TokenResponse {
         TokenError::UnauthorizedClient(grant) => {
             bad(format!("this client may not use the {grant} grant"))
         }
+        TokenError::GrantNotForApi { grant, api } => bad(format!(
+            "the API {api} takes no tokens from the {grant} grant"
+        )),
         TokenError::UnsupportedGrantType => bad(
             "supported grant types: client_credentials, password, refresh_token, \
                  urn:ietf:params:oauth:grant-type:token-exchange"

@@ -10,9 +10,12 @@ pub(super) fn issue(
     params: &TokenParameters,
 ) -> Result<IssuedToken, TokenError> {
     let target = choose_audience(client, &params.target).ok_or(TokenError::InvalidTarget)?;
-    if !target.allows(GrantType::ClientCredentials) {
-        return Err(TokenError::UnauthorizedClient(GrantType::ClientCredentials));
-    }
+    target
+        .check_grant(GrantType::ClientCredentials)
+        .map_err(|grant| TokenError::GrantNotForApi {
+            grant,
+            api: target.audience.as_str().to_owned(),
+        })?;
     let scope = granted_scope(
         params.scope.as_deref(),
         &target.scopes_within(&client.scopes),

@@ -134,6 +134,10 @@ pub enum TokenError {
     InvalidGrant(&'static str),
     #[error("unauthorized_client")]
     UnauthorizedClient(GrantType),
+    /// The client may use the grant, but the API asked for takes no tokens from it
+    /// (`unauthorized_client` too: this client is not authorized to use it there).
+    #[error("unauthorized_client: {api} refuses the grant")]
+    GrantNotForApi { grant: GrantType, api: String },
     #[error("unsupported_grant_type")]
     UnsupportedGrantType,
     #[error("invalid_scope: {0}")]

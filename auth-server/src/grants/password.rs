@@ -75,14 +75,18 @@ impl PasswordGrant {
         super::rehash::password(&self.users, &user, password);
 
         let target = choose_audience(client, &params.target).ok_or(TokenError::InvalidTarget)?;
-        if !target.allows(GrantType::Password) {
-            return Err(TokenError::UnauthorizedClient(GrantType::Password));
-        }
+        target
+            .check_grant(GrantType::Password)
+            .map_err(|grant| TokenError::GrantNotForApi {
+                grant,
+                api: target.audience.as_str().to_owned(),
+            })?;
         let allowed = target.scopes_within(&client.scopes.intersection(&user.scopes));
         let scope = granted_scope(params.scope.as_deref(), &allowed)?;
         let mut issued = minter.mint(user.username.as_str(), client, &target, scope.clone())?;
 
-        if client.may_use(GrantType::RefreshToken) {
+        // No refresh token the API would refuse at every refresh.
+        if client.may_use(GrantType::RefreshToken) && target.allows(GrantType::RefreshToken) {
             let (token, hash) = new_refresh_token();
             let now = now_secs();
             self.tokens

@@ -64,11 +64,16 @@ impl RefreshGrant {
             return Err(TokenError::InvalidGrant("the refresh token has expired"));
         }
         // What was granted may have been taken away since: the chain ends with it.
+        // By id only: the stored `aud` is an API id, never a resource URI to resolve.
         let stored = TokenRequestTarget {
             audience: Some(record.audience.clone()),
             resource: None,
         };
-        let Some(target) = choose_audience(client, &stored) else {
+        let granted = client
+            .audiences
+            .iter()
+            .any(|a| a.as_str() == record.audience);
+        let Some(target) = choose_audience(client, &stored).filter(|_| granted) else {
             self.tokens.revoke_chain(&record.chain_id, now).await?;
             tracing::info!(
                 client_id = %client.id,
@@ -79,9 +84,12 @@ impl RefreshGrant {
                 "the client may no longer use this audience",
             ));
         };
-        if !target.allows(GrantType::RefreshToken) {
-            return Err(TokenError::UnauthorizedClient(GrantType::RefreshToken));
-        }
+        target
+            .check_grant(GrantType::RefreshToken)
+            .map_err(|grant| TokenError::GrantNotForApi {
+                grant,
+                api: target.audience.as_str().to_owned(),
+            })?;
         let user = match Username::parse(&record.username) {
             Ok(name) => self.users.find(&name).await?,
             Err(_) => None,

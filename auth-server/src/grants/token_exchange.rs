@@ -51,9 +51,12 @@ pub(super) async fn issue(
         ));
     }
     let target = choose_exchange_target(actor, &params.target).ok_or(TokenError::InvalidTarget)?;
-    if !target.allows(GrantType::TokenExchange) {
-        return Err(TokenError::UnauthorizedClient(GrantType::TokenExchange));
-    }
+    target
+        .check_grant(GrantType::TokenExchange)
+        .map_err(|grant| TokenError::GrantNotForApi {
+            grant,
+            api: target.audience.as_str().to_owned(),
+        })?;
 
     // RFC 8693 §2.2.2: a subject token that is invalid or unacceptable is `invalid_request`.
     let subject = lookup

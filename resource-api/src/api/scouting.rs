@@ -85,7 +85,10 @@ impl ScoutingApi {
         let referred = match scouting.refer(token, &body).await {
             Ok(referred) => referred,
             Err(ReferralError::Refused(error)) => {
-                let rejection = verifier.insufficient_scope(&caller, "players:write");
+                // The token is fine here, and no other scope would help: no `error` in the
+                // challenge (RFC 6750 §3), only who answers.
+                let challenge =
+                    format!("{} realm=\"{}\"", caller.scheme().name(), verifier.realm());
                 return Err(ReferPlayerResponse::Forbidden(
                     Json(Problem::new(
                         403,
@@ -95,7 +98,7 @@ impl ScoutingApi {
                              ({error})"
                         ),
                     )),
-                    rejection.www_authenticate(),
+                    challenge,
                 ));
             }
             Err(ReferralError::Conflict) => {
@@ -129,8 +132,7 @@ impl ScoutingApi {
             scouting_id = %copy.id,
             "player referred to scouting"
         );
-        let location = referred.location.unwrap_or_default();
-        Ok(ReferPlayerResponse::Created(Json(copy), location))
+        Ok(ReferPlayerResponse::Created(Json(copy), referred.location))
     }
 }
 
@@ -155,8 +157,9 @@ pub enum ReferPlayerResponse {
     /// No token, or an invalid one (RFC 6750 §3.1).
     #[oai(status = 401)]
     Unauthorized(Json<Problem>, #[oai(header = "WWW-Authenticate")] String),
-    /// The token lacks `players:write`, or the issuer would not exchange it for the scouting
-    /// API (`delegation_refused`).
+    /// The token lacks `players:write` (an `insufficient_scope` challenge), or the issuer would
+    /// not exchange it for the scouting API (`delegation_refused`: revoked, say; a challenge
+    /// without an error, since no other scope would help).
     #[oai(status = 403)]
     Forbidden(Json<Problem>, #[oai(header = "WWW-Authenticate")] String),
     /// No player has this squad number.

@@ -33,6 +33,9 @@ impl MigrationTrait for Migration {
             .create_table(
                 Table::create()
                     .table(Apis::Table)
+                    // SQLite runs a migration outside a transaction: a retry after a failure
+                    // half-way finds the table.
+                    .if_not_exists()
                     .col(ColumnDef::new(Apis::ApiId).text().not_null().primary_key())
                     .col(ColumnDef::new(Apis::Resource).text().null())
                     .col(ColumnDef::new(Apis::Scopes).text().null())
@@ -46,6 +49,7 @@ impl MigrationTrait for Migration {
         manager
             .create_index(
                 Index::create()
+                    .if_not_exists()
                     .name("apis_resource")
                     .table(Apis::Table)
                     .col(Apis::Resource)
@@ -84,7 +88,8 @@ impl MigrationTrait for Migration {
                 .into_table(Apis::Table)
                 .columns([Apis::ApiId, Apis::CreatedAt, Apis::UpdatedAt])
                 .values([id.into(), now.into(), now.into()])
-                .map_err(|err| DbErr::Custom(err.to_string()))?;
+                .map_err(|err| DbErr::Custom(err.to_string()))?
+                .on_conflict(OnConflict::column(Apis::ApiId).do_nothing().to_owned());
             manager.exec_stmt(insert).await?;
         }
         Ok(())
