@@ -124,6 +124,12 @@ impl ClientStore for ClientCache {
         Ok(())
     }
 
+    async fn set_grants(&self, client: &NewClient, now: i64) -> Result<bool, StoreError> {
+        let changed = self.store.set_grants(client, now).await?;
+        self.invalidate(&[client.id.to_string()]);
+        Ok(changed)
+    }
+
     async fn remove(&self, id: &ClientId) -> Result<bool, StoreError> {
         let removed = self.store.remove(id).await?;
         self.invalidate(&[id.to_string()]);

@@ -41,6 +41,9 @@ pub trait ClientStore: Send + Sync {
     async fn upsert(&self, client: &NewClient, now: i64) -> Result<(), StoreError>;
     /// False if there was no such client.
     async fn remove(&self, id: &ClientId) -> Result<bool, StoreError>;
+    /// Writes what a client is granted (scopes, APIs, grants, exchange targets) and nothing
+    /// else, so that a secret rotated meanwhile stays rotated. False if there was no such client.
+    async fn set_grants(&self, client: &NewClient, now: i64) -> Result<bool, StoreError>;
     /// False if there was no such client.
     async fn set_secret_hash(
         &self,

@@ -255,7 +255,7 @@ impl Admin {
             spec.scopes
                 .retain(|s| !gone.iter().any(|g| g.as_str() == s));
             let updated = spec.parse("", client.secret_hash.clone())?;
-            self.clients.upsert(&updated, now_secs()).await?;
+            self.set_grants(&updated).await?;
         }
         Ok(())
     }
@@ -355,7 +355,7 @@ impl Admin {
         }
         let updated = spec.parse("", client.secret_hash.clone())?;
         self.check_scopes_defined(&updated, "").await?;
-        self.clients.upsert(&updated, now_secs()).await?;
+        self.set_grants(&updated).await?;
         Ok(())
     }
 
@@ -420,7 +420,7 @@ impl Admin {
                 || kept.iter().any(|api| declares(api, scope))
         });
         let updated = spec.parse("", client.secret_hash.clone())?;
-        self.clients.upsert(&updated, now_secs()).await?;
+        self.set_grants(&updated).await?;
         Ok(())
     }
 
@@ -490,6 +490,18 @@ impl Admin {
                 undefined.join(", ")
             ),
         ))
+    }
+
+    /// Writes a client's new grants (not its secret: a rotation meanwhile stays).
+    async fn set_grants(&self, client: &NewClient) -> Result<(), AdminError> {
+        if self.clients.set_grants(client, now_secs()).await? {
+            Ok(())
+        } else {
+            Err(AdminError::NotFound {
+                what: "client",
+                name: client.id.to_string(),
+            })
+        }
     }
 
     /// The client a grant or ungrant changes: one the CLI manages, and a change that names

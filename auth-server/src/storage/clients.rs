@@ -171,6 +171,27 @@ impl ClientStore for ClientRepository {
         .await
     }
 
+    async fn set_grants(&self, new: &NewClient, now: i64) -> Result<bool, StoreError> {
+        let row = to_active(new, now);
+        let id = &new.id;
+        self.write(id, async |txn| {
+            let result = Clients::update_many()
+                .set(client::ActiveModel {
+                    scopes: row.scopes,
+                    audiences: row.audiences,
+                    grant_types: row.grant_types,
+                    exchange_to: row.exchange_to,
+                    updated_at: row.updated_at,
+                    ..Default::default()
+                })
+                .filter(client::Column::ClientId.eq(id.as_str()))
+                .exec(txn)
+                .await?;
+            Ok(result.rows_affected == 1)
+        })
+        .await
+    }
+
     async fn set_secret_hash(
         &self,
         id: &ClientId,
