@@ -116,15 +116,6 @@ impl Target {
         self.api.as_ref().is_none_or(|api| api.allows(grant))
     }
 
-    /// `Err(grant)` when the API takes no tokens from `grant`.
-    pub fn check_grant(&self, grant: GrantType) -> Result<(), GrantType> {
-        if self.allows(grant) {
-            Ok(())
-        } else {
-            Err(grant)
-        }
-    }
-
     /// The API's own limit on its tokens' lifetime.
     pub fn token_ttl_secs(&self) -> Option<u32> {
         self.api.as_ref().and_then(|api| api.token_ttl_secs)

@@ -1,7 +1,7 @@
 //! The client credentials grant (RFC 6749 §4.4): the client is the subject. No refresh token
 //! (RFC 6749 §4.4.3): the client can always ask again.
 
-use super::{IssuedToken, Minter, TokenError, TokenParameters, granted_scope};
+use super::{IssuedToken, Minter, TokenError, TokenParameters, api_takes, granted_scope};
 use crate::domain::{Client, GrantType, choose_audience};
 
 pub(super) fn issue(
@@ -10,12 +10,7 @@ pub(super) fn issue(
     params: &TokenParameters,
 ) -> Result<IssuedToken, TokenError> {
     let target = choose_audience(client, &params.target).ok_or(TokenError::InvalidTarget)?;
-    target
-        .check_grant(GrantType::ClientCredentials)
-        .map_err(|grant| TokenError::GrantNotForApi {
-            grant,
-            api: target.audience.as_str().to_owned(),
-        })?;
+    api_takes(&target, GrantType::ClientCredentials)?;
     let scope = granted_scope(
         params.scope.as_deref(),
         &target.scopes_within(&client.scopes),

@@ -33,7 +33,7 @@ pub use revocation::RevokeError;
 pub use token_exchange::ACCESS_TOKEN_TYPE;
 
 use crate::crypto::{SecretVerifier, TokenSigner};
-use crate::domain::{Client, GrantType, ScopeSet, TokenRequestTarget};
+use crate::domain::{Client, GrantType, ScopeSet, Target, TokenRequestTarget};
 use crate::stores::{ClientStore, StoreError, TokenStore, UserStore};
 use crate::throttle::{Throttle, ThrottleKey};
 
@@ -367,6 +367,18 @@ impl TokenService {
         hint: Option<&str>,
     ) -> Result<(), RevokeError> {
         self.revoker.revoke(caller, token, hint).await
+    }
+}
+
+/// `GrantNotForApi` unless the API `target` takes tokens from `grant`.
+fn api_takes(target: &Target, grant: GrantType) -> Result<(), TokenError> {
+    if target.allows(grant) {
+        Ok(())
+    } else {
+        Err(TokenError::GrantNotForApi {
+            grant,
+            api: target.audience.as_str().to_owned(),
+        })
     }
 }
 

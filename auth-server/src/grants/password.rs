@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use super::refresh_token::RefreshPolicy;
 use super::{
-    IssuedToken, Minter, RequestSource, TokenError, TokenParameters, granted_scope,
+    IssuedToken, Minter, RequestSource, TokenError, TokenParameters, api_takes, granted_scope,
     new_refresh_token,
 };
 use crate::clock::now_secs;
@@ -75,12 +75,7 @@ impl PasswordGrant {
         super::rehash::password(&self.users, &user, password);
 
         let target = choose_audience(client, &params.target).ok_or(TokenError::InvalidTarget)?;
-        target
-            .check_grant(GrantType::Password)
-            .map_err(|grant| TokenError::GrantNotForApi {
-                grant,
-                api: target.audience.as_str().to_owned(),
-            })?;
+        api_takes(&target, GrantType::Password)?;
         let allowed = target.scopes_within(&client.scopes.intersection(&user.scopes));
         let scope = granted_scope(params.scope.as_deref(), &allowed)?;
         let mut issued = minter.mint(user.username.as_str(), client, &target, scope.clone())?;

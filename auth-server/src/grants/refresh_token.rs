@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use super::{
-    IssuedToken, Minter, TokenError, TokenParameters, granted_scope, new_refresh_token,
+    IssuedToken, Minter, TokenError, TokenParameters, api_takes, granted_scope, new_refresh_token,
     refresh_token_hash,
 };
 use crate::clock::now_secs;
@@ -84,12 +84,7 @@ impl RefreshGrant {
                 "the client may no longer use this audience",
             ));
         };
-        target
-            .check_grant(GrantType::RefreshToken)
-            .map_err(|grant| TokenError::GrantNotForApi {
-                grant,
-                api: target.audience.as_str().to_owned(),
-            })?;
+        api_takes(&target, GrantType::RefreshToken)?;
         let user = match Username::parse(&record.username) {
             Ok(name) => self.users.find(&name).await?,
             Err(_) => None,

@@ -7,7 +7,7 @@
 //! token's own `act`).
 
 use super::introspection::TokenLookup;
-use super::{IssuedToken, Minter, TokenError, TokenParameters, granted_scope};
+use super::{IssuedToken, Minter, TokenError, TokenParameters, api_takes, granted_scope};
 use crate::domain::{Actor, Audience, Client, GrantType, ScopeSet, choose_exchange_target};
 
 /// RFC 8693 §3: the token type of an access token (what is taken and what is issued).
@@ -51,12 +51,7 @@ pub(super) async fn issue(
         ));
     }
     let target = choose_exchange_target(actor, &params.target).ok_or(TokenError::InvalidTarget)?;
-    target
-        .check_grant(GrantType::TokenExchange)
-        .map_err(|grant| TokenError::GrantNotForApi {
-            grant,
-            api: target.audience.as_str().to_owned(),
-        })?;
+    api_takes(&target, GrantType::TokenExchange)?;
 
     // RFC 8693 §2.2.2: a subject token that is invalid or unacceptable is `invalid_request`.
     let subject = lookup

@@ -5,12 +5,10 @@ use std::collections::BTreeSet;
 
 use async_trait::async_trait;
 use sea_orm::sea_query::OnConflict;
-use sea_orm::{
-    ActiveValue::Set, ColumnTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, TransactionTrait,
-};
+use sea_orm::{ActiveValue::Set, ColumnTrait, DbErr, EntityTrait, QueryFilter, QueryOrder};
 
 use super::Db;
-use super::changes::record_api_change;
+use super::changes::{Changed, write_logged};
 use super::entities::api::{self, Entity as Apis};
 use crate::domain::{Api, Audience, GrantType, ScopeSet};
 use crate::stores::{ApiStore, StoreError};
@@ -25,21 +23,13 @@ impl ApiRepository {
         Self { db }
     }
 
+    /// Runs `write` and records the change of `id`, in one transaction.
     async fn write<T: Send>(
         &self,
         id: &Audience,
         write: impl AsyncFnOnce(&sea_orm::DatabaseTransaction) -> Result<T, DbErr> + Send,
     ) -> Result<T, StoreError> {
-        let postgres = self.db.is_postgres();
-        self.db
-            .run(async {
-                let txn = self.db.conn().begin().await?;
-                let value = write(&txn).await?;
-                record_api_change(&txn, id.as_str(), postgres).await?;
-                txn.commit().await?;
-                Ok(value)
-            })
-            .await
+        write_logged(&self.db, Changed::Api, id.as_str(), write).await
     }
 }
 

@@ -1,5 +1,5 @@
-//! The change log (table `changes`): written with every client write, read by each instance's
-//! sync loop. On PostgreSQL a write also sends `NOTIFY auth_changes`, and a listener wakes the
+//! The change log (table `changes`): written with every client or API write, read by each
+//! instance's sync loop (a changed API makes it drop every client it holds). On PostgreSQL a write also sends `NOTIFY auth_changes`, and a listener wakes the
 //! sync loop at once; notifications can be lost (a dropped listener connection), so the periodic
 //! read of the log is what makes the bound hold.
 
@@ -9,7 +9,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect,
+    QuerySelect, TransactionTrait,
 };
 use tokio::sync::Notify;
 
@@ -21,25 +21,41 @@ use crate::stores::{ChangeFeed, ChangedClients, StoreError};
 /// The channel instances listen on.
 const CHANNEL: &str = "auth_changes";
 const CLIENT: &str = "client";
-/// An API changed: every client's view of its APIs may be stale.
 const API: &str = "api";
 
-/// Records, inside the caller's transaction, that client `id` changed.
-pub(super) async fn record_client_change(
-    txn: &impl ConnectionTrait,
-    id: &str,
-    postgres: bool,
-) -> Result<(), DbErr> {
-    record_change(txn, CLIENT, id, postgres).await
+/// What a change is about: a client, or an API (every client's view of its APIs may be stale).
+#[derive(Clone, Copy)]
+pub(super) enum Changed {
+    Client,
+    Api,
 }
 
-/// Records, inside the caller's transaction, that API `id` changed.
-pub(super) async fn record_api_change(
-    txn: &impl ConnectionTrait,
-    id: &str,
-    postgres: bool,
-) -> Result<(), DbErr> {
-    record_change(txn, API, id, postgres).await
+impl Changed {
+    fn entity(self) -> &'static str {
+        match self {
+            Changed::Client => CLIENT,
+            Changed::Api => API,
+        }
+    }
+}
+
+/// Runs `write` and records that `key` (a `what`) changed, in one transaction: every write to
+/// the clients or APIs goes through here.
+pub(super) async fn write_logged<T: Send>(
+    db: &Db,
+    what: Changed,
+    key: &str,
+    write: impl AsyncFnOnce(&sea_orm::DatabaseTransaction) -> Result<T, DbErr> + Send,
+) -> Result<T, StoreError> {
+    let postgres = db.is_postgres();
+    db.run(async {
+        let txn = db.conn().begin().await?;
+        let value = write(&txn).await?;
+        record_change(&txn, what.entity(), key, postgres).await?;
+        txn.commit().await?;
+        Ok(value)
+    })
+    .await
 }
 
 async fn record_change(

@@ -9,12 +9,11 @@ use async_trait::async_trait;
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-    TransactionTrait,
 };
 
 use super::Db;
 use super::apis::{all_apis, apis_named};
-use super::changes::record_client_change;
+use super::changes::{Changed, write_logged};
 use super::entities::client::{self, Entity as Clients};
 use crate::domain::{
     Api, Audience, Client, ClientAuthentication, ClientId, ClientKeys, GrantType, NewClient,
@@ -38,16 +37,7 @@ impl ClientRepository {
         id: &ClientId,
         write: impl AsyncFnOnce(&sea_orm::DatabaseTransaction) -> Result<T, DbErr> + Send,
     ) -> Result<T, StoreError> {
-        let postgres = self.db.is_postgres();
-        self.db
-            .run(async {
-                let txn = self.db.conn().begin().await?;
-                let value = write(&txn).await?;
-                record_client_change(&txn, id.as_str(), postgres).await?;
-                txn.commit().await?;
-                Ok(value)
-            })
-            .await
+        write_logged(&self.db, Changed::Client, id.as_str(), write).await
     }
 }
 
