@@ -197,14 +197,9 @@ impl Settings {
                 let Ok(url) = url::Url::parse(value) else {
                     return Err(invalid(key, "must be an http or https URL"));
                 };
-                let loopback = match url.host() {
-                    Some(url::Host::Domain(host)) => host == "localhost",
-                    Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-                    Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-                    None => false,
-                };
-                let plain_ok =
-                    loopback || scouting.allow_insecure_http || key == "scouting.public_url";
+                let plain_ok = token_verifier::is_loopback(&url)
+                    || scouting.allow_insecure_http
+                    || key == "scouting.public_url";
                 match url.scheme() {
                     "https" => {}
                     "http" if plain_ok => {}

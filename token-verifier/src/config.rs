@@ -163,8 +163,9 @@ pub(crate) fn check_transport(
     })
 }
 
-/// `localhost`, `127.0.0.0/8` or `[::1]`.
-fn is_loopback(url: &Url) -> bool {
+/// `localhost`, `127.0.0.0/8` or `[::1]`: the hosts plain `http` may reach without leaving the
+/// machine.
+pub fn is_loopback(url: &Url) -> bool {
     match url.host() {
         Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
         Some(url::Host::Ipv4(ip)) => ip.is_loopback(),

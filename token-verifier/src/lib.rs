@@ -107,7 +107,7 @@ pub mod test_issuer;
 
 pub use algorithm::Algorithm;
 pub use claims::VerifiedClaims;
-pub use config::{ConfigError, VerifierConfig};
+pub use config::{ConfigError, VerifierConfig, is_loopback};
 pub use error::VerifyError;
 #[cfg(feature = "poem")]
 pub use openapi::OAuth2Bearer;

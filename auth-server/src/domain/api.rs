@@ -52,15 +52,9 @@ pub fn normalize_resource(value: &str) -> Result<String, &'static str> {
     if !url.username().is_empty() || url.password().is_some() {
         return Err("must not hold credentials");
     }
-    let loopback = matches!(
-        url.host(),
-        Some(url::Host::Domain("localhost"))
-            | Some(url::Host::Ipv4(std::net::Ipv4Addr::LOCALHOST))
-            | Some(url::Host::Ipv6(std::net::Ipv6Addr::LOCALHOST))
-    );
     match url.scheme() {
         "https" => {}
-        "http" if loopback => {}
+        "http" if token_verifier::is_loopback(&url) => {}
         _ => return Err("must be an https URI (http only on localhost)"),
     }
     let mut text = url.to_string();
