@@ -7,9 +7,9 @@ use auth_server::config::{BootstrapApi, BootstrapClient, Settings};
 use serde_json::Value;
 
 use crate::helpers::{
-    APP_ID, APP_SECRET, AuthServer, CLIENT_ID, CLIENT_SECRET, PASSWORD, TestDb, USERNAME,
-    assert_oauth_error_code, cli, decode_unverified, secret_from, spawn_auth_server_with,
-    sync_bound,
+    ACCESS_TOKEN_TYPE, APP_ID, APP_SECRET, AuthServer, CLIENT_ID, CLIENT_SECRET, PASSWORD,
+    TOKEN_EXCHANGE, TestDb, USERNAME, assert_oauth_error_code, cli, decode_unverified, secret_from,
+    spawn_auth_server_with, sync_bound,
 };
 
 const PLAYERS_URI: &str = "https://players.example";
@@ -481,8 +481,6 @@ async fn apis_from_the_configuration_are_managed_there_and_checked_at_start() {
 /// the target defines, on top of the subject token's and the actor's.
 #[tokio::test]
 async fn an_exchange_into_a_registered_api_gets_only_scopes_that_api_defines() {
-    const EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
-    const ACCESS_TOKEN: &str = "urn:ietf:params:oauth:token-type:access_token";
     let (auth, _db) = spawn_auth_server_with(|settings| {
         registered(settings);
         // scouting-api reads squads too.
@@ -492,40 +490,16 @@ async fn an_exchange_into_a_registered_api_gets_only_scopes_that_api_defines() {
             client_secret: Some("players-api-exchange-secret".into()),
             scopes: vec!["players:read".into(), "players:write".into()],
             audiences: vec!["players-api".into()],
-            grant_types: vec![EXCHANGE.into()],
+            grant_types: vec![TOKEN_EXCHANGE.into()],
             exchange_to: vec!["scouting-api".into()],
             ..BootstrapClient::default()
         });
     })
     .await;
-    let login = auth
-        .token_basic(
-            APP_ID,
-            APP_SECRET,
-            &[
-                ("grant_type", "password"),
-                ("username", USERNAME),
-                ("password", PASSWORD),
-                ("scope", "players:read players:write"),
-            ],
-        )
-        .await;
-    assert_eq!(login.status(), 200);
-    let login: Value = login.json().await.unwrap();
-    let subject = login["access_token"].as_str().unwrap();
-    let exchange = |extra: &'static [(&'static str, &'static str)]| {
-        let mut form = vec![
-            ("grant_type", EXCHANGE),
-            ("subject_token", subject),
-            ("subject_token_type", ACCESS_TOKEN),
-        ];
-        form.extend_from_slice(extra);
-        let auth = &auth;
-        async move {
-            auth.token_basic("players-api", "players-api-exchange-secret", &form)
-                .await
-        }
-    };
+    let subject = auth.user_token().await;
+    let actor = ("players-api", "players-api-exchange-secret");
+    let exchange =
+        |extra: &'static [(&'static str, &'static str)]| auth.exchange(actor, &subject, extra);
 
     let response = exchange(&[("resource", SCOUTING_URI)]).await;
     assert_eq!(response.status(), 200);
@@ -536,7 +510,7 @@ async fn an_exchange_into_a_registered_api_gets_only_scopes_that_api_defines() {
     assert_eq!(claims["act"]["sub"], "players-api");
     // players:write is the subject's and the actor's, but not scouting-api's.
     assert_eq!(claims["scope"], "players:read");
-    assert_eq!(body["issued_token_type"], ACCESS_TOKEN);
+    assert_eq!(body["issued_token_type"], ACCESS_TOKEN_TYPE);
 
     assert_oauth_error_code(
         exchange(&[("resource", SCOUTING_URI), ("scope", "players:write")]).await,

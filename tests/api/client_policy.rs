@@ -65,20 +65,10 @@ async fn a_clients_token_ttl_shortens_its_tokens_and_never_lengthens_them() {
     // An exchange: the actor's 30 s, shorter than what is left of the subject's 90 s.
     let subject = auth.access_token().await;
     let exchanged = auth
-        .token_basic(
-            "players-api",
-            "players-api-exchange-secret",
-            &[
-                (
-                    "grant_type",
-                    "urn:ietf:params:oauth:grant-type:token-exchange",
-                ),
-                ("subject_token", subject.as_str()),
-                (
-                    "subject_token_type",
-                    "urn:ietf:params:oauth:token-type:access_token",
-                ),
-            ],
+        .exchange(
+            ("players-api", "players-api-exchange-secret"),
+            &subject,
+            &[],
         )
         .await;
     assert_eq!(lifetimes(exchanged).await, (30, 30));

@@ -19,6 +19,10 @@ pub const READER_SECRET: &str = "reader-secret";
 pub const APP_ID: &str = "squad-app";
 pub const APP_SECRET: &str = "squad-app-secret";
 /// A user of the password grant.
+/// RFC 8693: the token-exchange grant, and the type of an access token.
+pub const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+pub const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
+
 pub const USERNAME: &str = "lionel";
 pub const PASSWORD: &str = "campeones-2022";
 
@@ -270,6 +274,53 @@ impl AuthServer {
         assert_eq!(response.status(), 200, "token request failed");
         let body: Value = response.json().await.unwrap();
         body["access_token"].as_str().unwrap().to_owned()
+    }
+
+    /// lionel's token for players-api from the first-party app (password grant), with
+    /// `players:read players:write`.
+    pub async fn user_token(&self) -> String {
+        let response = self
+            .token_basic(
+                APP_ID,
+                APP_SECRET,
+                &[
+                    ("grant_type", "password"),
+                    ("username", USERNAME),
+                    ("password", PASSWORD),
+                    ("scope", "players:read players:write"),
+                ],
+            )
+            .await;
+        assert_eq!(response.status(), 200, "lionel's login failed");
+        let body: Value = response.json().await.unwrap();
+        body["access_token"].as_str().unwrap().to_owned()
+    }
+
+    /// A token exchange (RFC 8693) by client `id` of `subject_token`, with `extra` parameters.
+    pub async fn exchange(
+        &self,
+        (id, secret): (&str, &str),
+        subject_token: &str,
+        extra: &[(&str, &str)],
+    ) -> reqwest::Response {
+        let mut form = vec![
+            ("grant_type", TOKEN_EXCHANGE),
+            ("subject_token", subject_token),
+            ("subject_token_type", ACCESS_TOKEN_TYPE),
+        ];
+        form.extend_from_slice(extra);
+        self.token_basic(id, secret, &form).await
+    }
+
+    /// Revokes `token` (RFC 7009) as client `id`.
+    pub async fn revoke(&self, id: &str, secret: &str, token: &str) -> reqwest::Response {
+        self.http
+            .post(self.url("/auth/revoke"))
+            .basic_auth(id, Some(secret))
+            .form(&[("token", token)])
+            .send()
+            .await
+            .unwrap()
     }
 
     pub async fn get_json(&self, path: &str) -> Value {

@@ -9,13 +9,10 @@ use serde_json::{Value, json};
 
 use crate::api_helpers::{new_player, spawn_resource_api_with};
 use crate::helpers::{
-    APP_ID, APP_SECRET, AuthServer, CLIENT_ID, CLIENT_SECRET, PASSWORD, READER_ID, READER_SECRET,
-    TestDb, USERNAME, assert_oauth_error_code, auth_settings, decode_unverified, new_kek, now_secs,
-    spawn_auth_server_with,
+    ACCESS_TOKEN_TYPE, APP_ID, APP_SECRET, AuthServer, CLIENT_ID, CLIENT_SECRET, PASSWORD,
+    READER_ID, READER_SECRET, TOKEN_EXCHANGE, TestDb, USERNAME, assert_oauth_error_code,
+    auth_settings, decode_unverified, new_kek, now_secs, spawn_auth_server_with,
 };
-
-const EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
-const ACCESS_TOKEN: &str = "urn:ietf:params:oauth:token-type:access_token";
 
 /// The players API's own client: it may exchange tokens meant for players-api into tokens for
 /// scouting-api, with at most `players:write`.
@@ -31,7 +28,7 @@ fn exchanger(id: &str, secret: &str, audience: &str, scopes: &[&str], to: &str) 
         client_secret: Some(secret.into()),
         scopes: scopes.iter().map(|s| s.to_string()).collect(),
         audiences: vec![audience.into()],
-        grant_types: vec![EXCHANGE.into()],
+        grant_types: vec![TOKEN_EXCHANGE.into()],
         exchange_to: vec![to.into()],
         ..BootstrapClient::default()
     }
@@ -64,41 +61,6 @@ async fn server() -> (AuthServer, TestDb) {
     server_with(|_| {}).await
 }
 
-/// lionel's token for players-api, from the first-party app (password grant).
-async fn user_token(auth: &AuthServer) -> String {
-    let response = auth
-        .token_basic(
-            APP_ID,
-            APP_SECRET,
-            &[
-                ("grant_type", "password"),
-                ("username", USERNAME),
-                ("password", PASSWORD),
-                ("scope", "players:read players:write"),
-            ],
-        )
-        .await;
-    assert_eq!(response.status(), 200);
-    let body: Value = response.json().await.unwrap();
-    body["access_token"].as_str().unwrap().to_owned()
-}
-
-/// An exchange by `id` of `subject_token`, with `extra` parameters.
-async fn exchange(
-    auth: &AuthServer,
-    (id, secret): (&str, &str),
-    subject_token: &str,
-    extra: &[(&str, &str)],
-) -> reqwest::Response {
-    let mut form = vec![
-        ("grant_type", EXCHANGE),
-        ("subject_token", subject_token),
-        ("subject_token_type", ACCESS_TOKEN),
-    ];
-    form.extend_from_slice(extra);
-    auth.token_basic(id, secret, &form).await
-}
-
 const PLAYERS: (&str, &str) = (PLAYERS_ID, PLAYERS_SECRET);
 
 /// What introspection tells client `id` about `token`.
@@ -119,17 +81,19 @@ const SCOUTING: (&str, &str) = (SCOUTING_ID, SCOUTING_SECRET);
 #[tokio::test]
 async fn the_players_api_gets_a_scouting_token_for_its_caller_and_nothing_grows() {
     let (auth, _db) = server().await;
-    let subject = user_token(&auth).await;
+    let subject = auth.user_token().await;
     let subject_claims = decode_unverified(&subject).1;
     // A second later, so that a lifetime counted from now would outlive the subject token.
     tokio::time::sleep(Duration::from_millis(1100)).await;
 
-    let response = exchange(&auth, PLAYERS, &subject, &[("audience", "scouting-api")]).await;
+    let response = auth
+        .exchange(PLAYERS, &subject, &[("audience", "scouting-api")])
+        .await;
 
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["cache-control"], "no-store");
     let body: Value = response.json().await.unwrap();
-    assert_eq!(body["issued_token_type"], ACCESS_TOKEN);
+    assert_eq!(body["issued_token_type"], ACCESS_TOKEN_TYPE);
     assert_eq!(body["token_type"], "Bearer");
     assert!(body.get("refresh_token").is_none(), "{body}");
     // The subject had players:read and players:write; the actor may only players:write.
@@ -172,7 +136,7 @@ async fn the_players_api_gets_a_scouting_token_for_its_caller_and_nothing_grows(
         metadata["grant_types_supported"]
             .as_array()
             .unwrap()
-            .contains(&json!(EXCHANGE)),
+            .contains(&json!(TOKEN_EXCHANGE)),
         "{metadata}"
     );
 }
@@ -180,14 +144,16 @@ async fn the_players_api_gets_a_scouting_token_for_its_caller_and_nothing_grows(
 #[tokio::test]
 async fn a_second_hop_nests_the_first_actor_and_keeps_the_subject() {
     let (auth, _db) = server().await;
-    let subject = user_token(&auth).await;
-    let first = exchange(&auth, PLAYERS, &subject, &[]).await;
+    let subject = auth.user_token().await;
+    let first = auth.exchange(PLAYERS, &subject, &[]).await;
     assert_eq!(first.status(), 200, "the first exchange's default target");
     let first: Value = first.json().await.unwrap();
     let first = first["access_token"].as_str().unwrap();
     assert_eq!(decode_unverified(first).1["aud"], "scouting-api");
 
-    let second = exchange(&auth, SCOUTING, first, &[("resource", "stats-api")]).await;
+    let second = auth
+        .exchange(SCOUTING, first, &[("resource", "stats-api")])
+        .await;
 
     assert_eq!(second.status(), 200);
     let second: Value = second.json().await.unwrap();
@@ -206,20 +172,20 @@ async fn a_second_hop_nests_the_first_actor_and_keeps_the_subject() {
 #[tokio::test]
 async fn malformed_exchanges_are_invalid_request() {
     let (auth, _db) = server().await;
-    let subject = user_token(&auth).await;
+    let subject = auth.user_token().await;
     let cases: [(&str, Vec<(&str, &str)>); 5] = [
-        ("no subject_token", vec![("grant_type", EXCHANGE)]),
+        ("no subject_token", vec![("grant_type", TOKEN_EXCHANGE)]),
         (
             "no subject_token_type",
             vec![
-                ("grant_type", EXCHANGE),
+                ("grant_type", TOKEN_EXCHANGE),
                 ("subject_token", subject.as_str()),
             ],
         ),
         (
             "a refresh token type",
             vec![
-                ("grant_type", EXCHANGE),
+                ("grant_type", TOKEN_EXCHANGE),
                 ("subject_token", subject.as_str()),
                 (
                     "subject_token_type",
@@ -230,19 +196,19 @@ async fn malformed_exchanges_are_invalid_request() {
         (
             "an actor_token",
             vec![
-                ("grant_type", EXCHANGE),
+                ("grant_type", TOKEN_EXCHANGE),
                 ("subject_token", subject.as_str()),
-                ("subject_token_type", ACCESS_TOKEN),
+                ("subject_token_type", ACCESS_TOKEN_TYPE),
                 ("actor_token", subject.as_str()),
-                ("actor_token_type", ACCESS_TOKEN),
+                ("actor_token_type", ACCESS_TOKEN_TYPE),
             ],
         ),
         (
             "a requested id_token",
             vec![
-                ("grant_type", EXCHANGE),
+                ("grant_type", TOKEN_EXCHANGE),
                 ("subject_token", subject.as_str()),
-                ("subject_token_type", ACCESS_TOKEN),
+                ("subject_token_type", ACCESS_TOKEN_TYPE),
                 (
                     "requested_token_type",
                     "urn:ietf:params:oauth:token-type:id_token",
@@ -273,24 +239,17 @@ async fn subject_tokens_that_are_not_live_tokens_for_the_actors_api_are_refused(
         .access_token_for(CLIENT_ID, CLIENT_SECRET, &[("audience", "scouting-api")])
         .await;
     for token in ["not-a-token", foreign.as_str(), elsewhere.as_str()] {
-        let response = exchange(&auth, PLAYERS, token, &[]).await;
+        let response = auth.exchange(PLAYERS, token, &[]).await;
         assert_oauth_error_code(response, 400, "invalid_request").await;
     }
 
     // Revoked by its own client: refused from then on.
     let own = auth.access_token().await;
-    assert_eq!(exchange(&auth, PLAYERS, &own, &[]).await.status(), 200);
-    let revoked = auth
-        .http
-        .post(auth.url("/auth/revoke"))
-        .basic_auth(CLIENT_ID, Some(CLIENT_SECRET))
-        .form(&[("token", own.as_str())])
-        .send()
-        .await
-        .unwrap();
+    assert_eq!(auth.exchange(PLAYERS, &own, &[]).await.status(), 200);
+    let revoked = auth.revoke(CLIENT_ID, CLIENT_SECRET, &own).await;
     assert_eq!(revoked.status(), 200);
     assert_oauth_error_code(
-        exchange(&auth, PLAYERS, &own, &[]).await,
+        auth.exchange(PLAYERS, &own, &[]).await,
         400,
         "invalid_request",
     )
@@ -303,7 +262,7 @@ async fn an_expired_subject_token_is_refused() {
     let subject = auth.access_token().await;
     tokio::time::sleep(Duration::from_millis(2100)).await;
 
-    let response = exchange(&auth, PLAYERS, &subject, &[]).await;
+    let response = auth.exchange(PLAYERS, &subject, &[]).await;
 
     assert_oauth_error_code(response, 400, "invalid_request").await;
 }
@@ -311,7 +270,7 @@ async fn an_expired_subject_token_is_refused() {
 #[tokio::test]
 async fn exchanges_beyond_what_the_actor_is_granted_are_refused_with_their_codes() {
     let (auth, _db) = server().await;
-    let subject = user_token(&auth).await;
+    let subject = auth.user_token().await;
 
     // Targets it may not exchange to: its own API, an unknown one, two that disagree.
     for target in [
@@ -319,22 +278,26 @@ async fn exchanges_beyond_what_the_actor_is_granted_are_refused_with_their_codes
         vec![("resource", "billing-api")],
         vec![("resource", "scouting-api"), ("audience", "stats-api")],
     ] {
-        let response = exchange(&auth, PLAYERS, &subject, &target).await;
+        let response = auth.exchange(PLAYERS, &subject, &target).await;
         assert_oauth_error_code(response, 400, "invalid_target").await;
     }
     // Scopes beyond the subject's or the actor's.
     for scope in ["players:read", "squad:admin", "players:write profile"] {
-        let response = exchange(&auth, PLAYERS, &subject, &[("scope", scope)]).await;
+        let response = auth.exchange(PLAYERS, &subject, &[("scope", scope)]).await;
         assert_oauth_error_code(response, 400, "invalid_scope").await;
     }
     // A client without the grant, and a subject token the actor shares no scope with.
-    let response = exchange(&auth, (READER_ID, READER_SECRET), &subject, &[]).await;
+    let response = auth
+        .exchange((READER_ID, READER_SECRET), &subject, &[])
+        .await;
     assert_oauth_error_code(response, 400, "unauthorized_client").await;
     let reader = auth.access_token_for(READER_ID, READER_SECRET, &[]).await;
-    let response = exchange(&auth, PLAYERS, &reader, &[]).await;
+    let response = auth.exchange(PLAYERS, &reader, &[]).await;
     assert_oauth_error_code(response, 400, "invalid_scope").await;
     // A wrong secret is still invalid_client, before anything about the subject token.
-    let response = exchange(&auth, (PLAYERS_ID, "wrong-secret-0000"), &subject, &[]).await;
+    let response = auth
+        .exchange((PLAYERS_ID, "wrong-secret-0000"), &subject, &[])
+        .await;
     assert_oauth_error_code(response, 401, "invalid_client").await;
 }
 
@@ -416,7 +379,9 @@ async fn a_client_may_not_exchange_its_own_token_into_more_audiences() {
         .access_token_for("hybrid", "hybrid-secret-0123", &[])
         .await;
 
-    let response = exchange(&auth, ("hybrid", "hybrid-secret-0123"), &own, &[]).await;
+    let response = auth
+        .exchange(("hybrid", "hybrid-secret-0123"), &own, &[])
+        .await;
 
     assert_oauth_error_code(response, 400, "invalid_request").await;
 }
@@ -439,9 +404,10 @@ async fn a_refresh_token_is_not_a_subject_token_and_the_subjects_client_cannot_s
     let refresh = body["refresh_token"].as_str().unwrap();
     let access = body["access_token"].as_str().unwrap();
 
-    let response = exchange(&auth, PLAYERS, refresh, &[]).await;
+    let response = auth.exchange(PLAYERS, refresh, &[]).await;
     assert_oauth_error_code(response, 400, "invalid_request").await;
-    let exchanged: Value = exchange(&auth, PLAYERS, access, &[])
+    let exchanged: Value = auth
+        .exchange(PLAYERS, access, &[])
         .await
         .json()
         .await
@@ -468,7 +434,9 @@ async fn narrowing_exchange_to_in_the_configuration_takes_effect_at_the_next_sta
     });
     let auth = crate::helpers::start_with_own_issuer(settings.clone()).await;
     let subject = auth.access_token().await;
-    let widened = exchange(&auth, PLAYERS, &subject, &[("audience", "stats-api")]).await;
+    let widened = auth
+        .exchange(PLAYERS, &subject, &[("audience", "stats-api")])
+        .await;
     assert_eq!(widened.status(), 200);
     auth.stop().await;
 
@@ -476,10 +444,12 @@ async fn narrowing_exchange_to_in_the_configuration_takes_effect_at_the_next_sta
     let auth = crate::helpers::start_with_own_issuer(settings).await;
     let subject = auth.access_token().await;
 
-    let response = exchange(&auth, PLAYERS, &subject, &[("audience", "stats-api")]).await;
+    let response = auth
+        .exchange(PLAYERS, &subject, &[("audience", "stats-api")])
+        .await;
 
     assert_oauth_error_code(response, 400, "invalid_target").await;
-    assert_eq!(exchange(&auth, PLAYERS, &subject, &[]).await.status(), 200);
+    assert_eq!(auth.exchange(PLAYERS, &subject, &[]).await.status(), 200);
 }
 
 #[tokio::test]
@@ -505,7 +475,7 @@ async fn a_client_added_with_exchange_to_exchanges_and_is_listed_so() {
     let secret = crate::helpers::secret_from(&printed);
     let subject = auth.access_token().await;
 
-    let response = exchange(&auth, ("billing", &secret), &subject, &[]).await;
+    let response = auth.exchange(("billing", &secret), &subject, &[]).await;
 
     assert_eq!(response.status(), 200);
     let body: Value = response.json().await.unwrap();
@@ -558,7 +528,7 @@ async fn the_players_api_refers_a_player_to_the_scouting_api_on_its_callers_beha
         let path = format!("/players/squadnumber/{n}/scouting");
         api.send(reqwest::Method::POST, &path, token, None).await
     };
-    let subject = user_token(&auth).await;
+    let subject = auth.user_token().await;
     assert_eq!(
         players
             .create(Some(&subject), &new_player(77))
@@ -591,15 +561,8 @@ async fn the_players_api_refers_a_player_to_the_scouting_api_on_its_callers_beha
     assert_eq!(refer(&players, Some(&reader), 77).await.status(), 403);
 
     // Revoked at the issuer: the players API still takes the JWT, the exchange does not.
-    let revoked = user_token(&auth).await;
-    let response = auth
-        .http
-        .post(auth.url("/auth/revoke"))
-        .basic_auth(APP_ID, Some(APP_SECRET))
-        .form(&[("token", revoked.as_str())])
-        .send()
-        .await
-        .unwrap();
+    let revoked = auth.user_token().await;
+    let response = auth.revoke(APP_ID, APP_SECRET, &revoked).await;
     assert_eq!(response.status(), 200);
     let refused = refer(&players, Some(&revoked), 77).await;
     assert_eq!(refused.status(), 403);

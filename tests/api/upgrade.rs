@@ -180,21 +180,7 @@ async fn clients_from_before_token_exchange_keep_their_grants_and_may_exchange_n
         .await;
     let subject = server.access_token().await;
     let refused = server
-        .token_basic(
-            "legacy",
-            "legacy-secret-0123",
-            &[
-                (
-                    "grant_type",
-                    "urn:ietf:params:oauth:grant-type:token-exchange",
-                ),
-                ("subject_token", subject.as_str()),
-                (
-                    "subject_token_type",
-                    "urn:ietf:params:oauth:token-type:access_token",
-                ),
-            ],
-        )
+        .exchange(("legacy", "legacy-secret-0123"), &subject, &[])
         .await;
     assert_oauth_error_code(refused, 400, "unauthorized_client").await;
     let claims = crate::helpers::decode_unverified(&token).1;

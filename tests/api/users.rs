@@ -68,17 +68,6 @@ async fn introspect(server: &AuthServer, id: &str, secret: &str, token: &str) ->
     ok_json(response).await
 }
 
-async fn revoke(server: &AuthServer, id: &str, secret: &str, token: &str) -> reqwest::Response {
-    server
-        .http
-        .post(server.url("/auth/revoke"))
-        .basic_auth(id, Some(secret))
-        .form(&[("token", token)])
-        .send()
-        .await
-        .unwrap()
-}
-
 #[tokio::test]
 async fn the_password_grant_issues_a_user_token_and_a_refresh_token() {
     let (server, _db) = spawn_auth_server().await;
@@ -597,7 +586,7 @@ async fn revoking_a_refresh_token_kills_its_chain() {
         .unwrap()
         .to_owned();
 
-    let response = revoke(&server, APP_ID, APP_SECRET, first).await;
+    let response = server.revoke(APP_ID, APP_SECRET, first).await;
 
     assert_eq!(response.status(), 200);
     assert_eq!(
@@ -615,7 +604,7 @@ async fn revoking_an_access_token_makes_introspection_report_it_inactive() {
         true
     );
 
-    let response = revoke(&server, CLIENT_ID, CLIENT_SECRET, &token).await;
+    let response = server.revoke(CLIENT_ID, CLIENT_SECRET, &token).await;
 
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["cache-control"], "no-store");
@@ -631,12 +620,13 @@ async fn revocation_answers_200_for_unknown_tokens_and_refuses_other_clients_tok
     let token = server.access_token().await;
 
     assert_eq!(
-        revoke(&server, CLIENT_ID, CLIENT_SECRET, "no-such-token")
+        server
+            .revoke(CLIENT_ID, CLIENT_SECRET, "no-such-token")
             .await
             .status(),
         200
     );
-    let foreign = revoke(&server, READER_ID, READER_SECRET, &token).await;
+    let foreign = server.revoke(READER_ID, READER_SECRET, &token).await;
     assert_eq!(error_of(foreign).await, (400, "unauthorized_client".into()));
     assert_eq!(
         introspect(&server, READER_ID, READER_SECRET, &token).await["active"],
