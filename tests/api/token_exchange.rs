@@ -554,11 +554,16 @@ async fn the_players_api_refers_a_player_to_the_scouting_api_on_its_callers_beha
     assert_eq!(there["id"], copy["id"]);
     assert_eq!(there["lastName"], new_player(77)["lastName"]);
 
-    assert_eq!(refer(&players, Some(&subject), 77).await.status(), 409);
-    assert_eq!(refer(&players, Some(&subject), 55).await.status(), 404);
-    assert_eq!(refer(&players, None, 77).await.status(), 401);
+    problem(refer(&players, Some(&subject), 77).await, 409, "conflict").await;
+    problem(refer(&players, Some(&subject), 55).await, 404, "not_found").await;
+    problem(refer(&players, None, 77).await, 401, "unauthorized").await;
     let reader = auth.access_token_for(READER_ID, READER_SECRET, &[]).await;
-    assert_eq!(refer(&players, Some(&reader), 77).await.status(), 403);
+    problem(
+        refer(&players, Some(&reader), 77).await,
+        403,
+        "insufficient_scope",
+    )
+    .await;
 
     // Revoked at the issuer: the players API still takes the JWT, the exchange does not.
     let revoked = auth.user_token().await;
@@ -600,8 +605,26 @@ async fn the_players_api_refers_a_player_to_the_scouting_api_on_its_callers_beha
         settings.scouting = Some(scouting);
     })
     .await;
-    assert_eq!(refer(&wrong_target, Some(&subject), 1).await.status(), 502);
+    problem(
+        refer(&wrong_target, Some(&subject), 1).await,
+        502,
+        "bad_gateway",
+    )
+    .await;
 
     let unconfigured = spawn_resource_api_with(&auth.address, |_| {}).await;
-    assert_eq!(refer(&unconfigured, Some(&subject), 1).await.status(), 501);
+    problem(
+        refer(&unconfigured, Some(&subject), 1).await,
+        501,
+        "scouting_not_configured",
+    )
+    .await;
+}
+
+/// Asserts a players-API problem answer: the status and its `error` code.
+async fn problem(response: reqwest::Response, status: u16, error: &str) {
+    assert_eq!(response.status(), status, "status for {error}");
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"], error, "{body}");
+    assert_eq!(body["status"], status, "{body}");
 }
