@@ -543,11 +543,12 @@ fn token_error(err: TokenError, nonce: Option<String>) -> TokenResponse {
         TokenError::GrantNotForApi { grant, api } => bad(format!(
             "the API {api} takes no tokens from the {grant} grant"
         )),
-        TokenError::UnsupportedGrantType => bad(
-            "supported grant types: client_credentials, password, refresh_token, \
-                 urn:ietf:params:oauth:grant-type:token-exchange"
-                .into(),
-        ),
+        TokenError::UnsupportedGrantType => bad(format!(
+            "supported grant types: {}",
+            crate::domain::GrantType::ALL
+                .map(|grant| grant.as_str())
+                .join(", ")
+        )),
         TokenError::InvalidScope(description) => bad(description),
         TokenError::InvalidTarget => {
             bad("the requested resource or audience is not one this token may be issued for".into())
